@@ -1,0 +1,12 @@
+export interface AgentOptions {
+  stateDir: string;
+  socket: string;
+  /** run inside this network namespace (the agent re-executes itself there) */
+  netns?: string;
+  /** 'sqlite' or etcd://HOST:PORT */
+  store: string;
+  logLevel?: string;
+}
+
+export const DEFAULT_STATE_DIR = '/var/lib/weft';
+export const DEFAULT_SOCKET = '/run/weft/weft.sock';

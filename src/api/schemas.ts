@@ -1,0 +1,198 @@
+/**
+ * The agent's HTTP API contract (JSON over a unix socket, under /v1). Request schemas are
+ * validated by the agent (unknown fields are errors); the CLI and the other front ends build
+ * requests of these types. Responses are the model types of src/model/types.ts plus what the
+ * comments below say.
+ *
+ * Routes:
+ *   GET    /v1/version                      -> VersionInfo
+ *   GET    /v1/info                         -> SystemInfo
+ *   GET    /v1/networks?name=&driver=&label=&id=   (each repeatable; Docker filter semantics)
+ *                                           -> NetworkView[]
+ *   POST   /v1/networks            NetworkCreate -> 201 NetworkView
+ *   GET    /v1/networks/:ref                -> NetworkView          (ref: name, id or unique id prefix)
+ *   DELETE /v1/networks/:ref                -> 204
+ *   POST   /v1/networks/:ref/connect    NetworkConnect    -> 200 ContainerView
+ *   POST   /v1/networks/:ref/disconnect NetworkDisconnect -> 200 ContainerView
+ *   POST   /v1/networks/prune               -> { deleted: string[] }
+ *   GET    /v1/containers?all=1&name=&label=&id=&status= -> ContainerView[]
+ *   POST   /v1/containers          ContainerCreate -> 201 ContainerView
+ *   GET    /v1/containers/:ref              -> ContainerView
+ *   POST   /v1/containers/:ref/start        -> ContainerView
+ *   POST   /v1/containers/:ref/stop?t=10    -> ContainerView
+ *   POST   /v1/containers/:ref/restart?t=10 -> ContainerView
+ *   POST   /v1/containers/:ref/wait         -> { exitCode: number }   (long poll until it exits)
+ *   DELETE /v1/containers/:ref?force=1      -> 204
+ *   GET    /v1/containers/:ref/logs?follow=1&stdout=1&stderr=1&tail=N -> framed stream
+ *   POST   /v1/containers/:ref/exec ExecCreate -> framed stream ending with an exit frame
+ *   GET    /v1/events?since=REV              -> NDJSON stream of WeftEvent
+ *   POST   /v1/system/prune   { all?: boolean } -> { containers: string[], networks: string[] }
+ *   GET    /v1/system/check                 -> { leaks: Leak[] }
+ *   GET    /openapi.json                    -> the OpenAPI document
+ *
+ * Errors: status 400 (bad input), 404 (no such object), 409 (conflict: name in use, address
+ * taken, port in use, network in use), 500; body { message: string } — one line, naming the
+ * field or object and the fix.
+ *
+ * Framed streams (Docker's multiplexing): each frame is an 8-byte header — byte 0 the stream
+ * (1 stdout, 2 stderr, 3 exit), bytes 4..7 the payload length (uint32 big endian) — then the
+ * payload. An exit frame's payload is the exit code in decimal.
+ */
+import { Type, type Static } from 'typebox';
+import type { Container, Endpoint, Network } from '../model/types.js';
+
+const Labels = Type.Record(Type.String(), Type.String());
+
+export const SubnetRequest = Type.Object(
+  {
+    subnet: Type.Optional(Type.String({ description: 'CIDR; picked from the default pools if absent' })),
+    ipRange: Type.Optional(Type.String()),
+    gateway: Type.Optional(Type.String()),
+  },
+  { additionalProperties: false },
+);
+export type SubnetRequest = Static<typeof SubnetRequest>;
+
+export const NetworkCreate = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 64 }),
+    driver: Type.Optional(Type.Union([Type.Literal('bridge')])),
+    /** v4 and v6 subnets as given by --subnet (family from the CIDR) */
+    subnets: Type.Optional(Type.Array(SubnetRequest)),
+    ipv6: Type.Optional(Type.Boolean()),
+    internal: Type.Optional(Type.Boolean()),
+    options: Type.Optional(Labels),
+    labels: Type.Optional(Labels),
+  },
+  { additionalProperties: false },
+);
+export type NetworkCreate = Static<typeof NetworkCreate>;
+
+export const NetworkConnect = Type.Object(
+  {
+    container: Type.String({ minLength: 1 }),
+    ipv4: Type.Optional(Type.String()),
+    ipv6: Type.Optional(Type.String()),
+    aliases: Type.Optional(Type.Array(Type.String())),
+  },
+  { additionalProperties: false },
+);
+export type NetworkConnect = Static<typeof NetworkConnect>;
+
+export const NetworkDisconnect = Type.Object(
+  { container: Type.String({ minLength: 1 }), force: Type.Optional(Type.Boolean()) },
+  { additionalProperties: false },
+);
+export type NetworkDisconnect = Static<typeof NetworkDisconnect>;
+
+export const PortRequest = Type.Object(
+  {
+    hostIp: Type.Optional(Type.String()),
+    /** 0 or absent: pick a free port */
+    hostPort: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+    containerPort: Type.Integer({ minimum: 1, maximum: 65535 }),
+    protocol: Type.Optional(Type.Union([Type.Literal('tcp'), Type.Literal('udp')])),
+  },
+  { additionalProperties: false },
+);
+export type PortRequest = Static<typeof PortRequest>;
+
+export const ContainerCreate = Type.Object(
+  {
+    name: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+    cmd: Type.Array(Type.String(), { minItems: 1 }),
+    env: Type.Optional(Type.Array(Type.String())),
+    workdir: Type.Optional(Type.String()),
+    hostname: Type.Optional(Type.String()),
+    labels: Type.Optional(Labels),
+    restart: Type.Optional(
+      Type.Object(
+        {
+          name: Type.Union([
+            Type.Literal('no'),
+            Type.Literal('on-failure'),
+            Type.Literal('always'),
+            Type.Literal('unless-stopped'),
+          ]),
+          maxRetries: Type.Optional(Type.Integer({ minimum: 0 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    ports: Type.Optional(Type.Array(PortRequest)),
+    /** network name/id, or 'host' / 'none'; default 'bridge' */
+    network: Type.Optional(Type.String()),
+    ipv4: Type.Optional(Type.String()),
+    ipv6: Type.Optional(Type.String()),
+    aliases: Type.Optional(Type.Array(Type.String())),
+    extraHosts: Type.Optional(Type.Array(Type.String())),
+    dns: Type.Optional(Type.Array(Type.String())),
+    /** default true: create and start (run -d); false: create only */
+    start: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+export type ContainerCreate = Static<typeof ContainerCreate>;
+
+export const ExecCreate = Type.Object(
+  {
+    cmd: Type.Array(Type.String(), { minItems: 1 }),
+    env: Type.Optional(Type.Array(Type.String())),
+    workdir: Type.Optional(Type.String()),
+  },
+  { additionalProperties: false },
+);
+export type ExecCreate = Static<typeof ExecCreate>;
+
+export const SystemPrune = Type.Object({ all: Type.Optional(Type.Boolean()) }, { additionalProperties: false });
+
+export interface VersionInfo {
+  version: string;
+  apiVersion: string;
+  node: string;
+  os: string;
+  kernel: string;
+}
+
+export interface SystemInfo {
+  containers: number;
+  running: number;
+  stopped: number;
+  networks: number;
+  store: string;
+  stateDir: string;
+  socket: string;
+  nodeId: string;
+  kernel: string;
+  nftables: boolean;
+}
+
+/** A network as the API shows it: the model plus who is attached. */
+export interface NetworkView extends Network {
+  containers: Record<string, { name: string; ipv4?: string; ipv6?: string; mac: string; aliases: string[] }>;
+}
+
+/** A container as the API shows it: the model plus the names of its networks. */
+export interface ContainerView extends Container {
+  /** a human status like Docker's: "Up 3 minutes", "Exited (0) 2 seconds ago", "Created" */
+  status: string;
+  networks: Record<string, Endpoint & { networkName: string }>;
+}
+
+export interface WeftEvent {
+  revision: number;
+  time: string;
+  type: 'network' | 'container';
+  action: string;
+  id: string;
+  name: string;
+  attributes?: Record<string, string>;
+}
+
+export interface Leak {
+  kind: 'container' | 'netns' | 'link' | 'address' | 'port' | 'nft' | 'process' | 'file';
+  name: string;
+  detail: string;
+}
+
+export { Frame, encodeFrame, FrameDecoder } from './frames.js';

@@ -1,0 +1,40 @@
+/** `weft agent`: runs the daemon in this process (loaded only for this command). */
+import type { Command } from 'commander';
+import { DEFAULT_SOCKET, DEFAULT_STATE_DIR, type AgentOptions } from '../agent/options.js';
+import type { Ctx } from './context.js';
+import { parseLogLevel, parseStoreSpec } from './options.js';
+
+export interface AgentFlags {
+  stateDir: string;
+  socket: string;
+  netns?: string;
+  store: string;
+  logLevel?: string;
+}
+
+export function agentOptions(flags: AgentFlags): AgentOptions {
+  const opts: AgentOptions = {
+    stateDir: flags.stateDir,
+    socket: flags.socket,
+    store: parseStoreSpec(flags.store),
+  };
+  if (flags.netns !== undefined) opts.netns = flags.netns;
+  if (flags.logLevel !== undefined) opts.logLevel = parseLogLevel(flags.logLevel);
+  return opts;
+}
+
+export function registerAgent(program: Command, _ctx: Ctx): void {
+  program
+    .command('agent')
+    .description('Run the weft agent (the daemon) in the foreground')
+    .option('--state-dir <dir>', 'where the agent keeps its state', DEFAULT_STATE_DIR)
+    .option('--socket <path>', 'the API socket to listen on', DEFAULT_SOCKET)
+    .option('--netns <name>', 'run inside this network namespace')
+    .option('--store <store>', 'sqlite or etcd://HOST:PORT', 'sqlite')
+    .option('--log-level <level>', 'trace, debug, info, warn, error, fatal or silent')
+    .action(async (flags: AgentFlags) => {
+      const opts = agentOptions(flags);
+      const { runAgent } = await import('../agent/index.js');
+      await runAgent(opts);
+    });
+}

@@ -1,0 +1,122 @@
+/** Resource types: what the store holds and the API returns. */
+
+export type Family = 4 | 6;
+
+export interface IpamSubnet {
+  /** canonical CIDR, e.g. 172.18.0.0/16 or fd12:3456:789a:1::/64 */
+  subnet: string;
+  /** allocate dynamic addresses only from this CIDR (inside subnet) */
+  ipRange?: string;
+  /** the gateway address (no prefix); on the bridge for the bridge driver */
+  gateway: string;
+  family: Family;
+  /** picked from a default pool rather than given by the user */
+  auto: boolean;
+}
+
+export type NetworkDriver = 'bridge' | 'host' | 'none';
+
+export interface Network {
+  /** 64 hex characters */
+  id: string;
+  name: string;
+  driver: NetworkDriver;
+  /** ISO 8601 */
+  created: string;
+  internal: boolean;
+  enableIPv6: boolean;
+  /** inter-container communication on this network */
+  icc: boolean;
+  mtu: number;
+  /** driver options as given (com.docker.network.* names are accepted too) */
+  options: Record<string, string>;
+  labels: Record<string, string>;
+  subnets: IpamSubnet[];
+  /** the Linux bridge (bridge driver) */
+  bridge?: string;
+  /** predefined networks: bridge, host, none */
+  builtin: boolean;
+}
+
+export interface Endpoint {
+  networkId: string;
+  /** inside the container: eth0, eth1... */
+  ifname: string;
+  /** the veth end on the host side (on the bridge) */
+  hostIfname: string;
+  mac: string;
+  ipv4?: string;
+  ipv6?: string;
+  /** the fe80:: address the container derives from its MAC (allowed by anti-spoofing) */
+  linkLocal6?: string;
+  aliases: string[];
+  /** addresses the user asked for (kept across restarts) */
+  requestedIPv4?: string;
+  requestedIPv6?: string;
+}
+
+export type Protocol = 'tcp' | 'udp';
+
+/** A published port as requested (-p). hostPort 0 = pick one. */
+export interface PortSpec {
+  hostIp: string;
+  hostPort: number;
+  containerPort: number;
+  protocol: Protocol;
+}
+
+/** A published port as bound: hostPort is known. */
+export type PortBinding = PortSpec;
+
+export type RestartPolicyName = 'no' | 'on-failure' | 'always' | 'unless-stopped';
+
+export interface ContainerConfig {
+  cmd: string[];
+  env: string[];
+  workdir?: string;
+  hostname: string;
+  labels: Record<string, string>;
+  restart: { name: RestartPolicyName; maxRetries: number };
+  ports: PortSpec[];
+  /** network name or id for the first attachment; 'host' and 'none' are network modes */
+  networkMode: string;
+  /** extra /etc/hosts lines: "name:ip" */
+  extraHosts: string[];
+  dns: string[];
+}
+
+/**
+ * creating: being built (an agent that restarts finds it half-made and removes it)
+ * created: exists, never started; running; exited; removing: being torn down.
+ */
+export type ContainerPhase = 'creating' | 'created' | 'running' | 'exited' | 'removing';
+
+export interface ContainerState {
+  phase: ContainerPhase;
+  pid?: number;
+  /** /proc/PID/stat field 22, to tell our process from a recycled PID */
+  pidStart?: number;
+  exitCode?: number;
+  startedAt?: string;
+  finishedAt?: string;
+  restartCount: number;
+  /** set by stop: a restart policy must not revive it */
+  stoppedByUser: boolean;
+  error?: string;
+}
+
+export interface Container {
+  /** 64 hex characters */
+  id: string;
+  name: string;
+  created: string;
+  config: ContainerConfig;
+  state: ContainerState;
+  /** the container's network namespace (under /run/netns); the host's for network mode host */
+  netns?: string;
+  /** keyed by network id */
+  endpoints: Record<string, Endpoint>;
+  ports: PortBinding[];
+}
+
+export const PREDEFINED_NETWORKS = ['bridge', 'host', 'none'] as const;

@@ -1,0 +1,96 @@
+/** Container lifecycle through the CLI in a lab: run, exec, logs, ps, stop/start/restart, rm, restart policies, host/none. */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { makeLab, eventually, sh, type TestLab } from './helpers.js';
+
+describe('containers', () => {
+  let lab: TestLab;
+  before(async () => {
+    lab = await makeLab('tctr');
+    await lab.ok('network', 'create', 'apps');
+  });
+  after(async () => lab?.down());
+
+  it('runs in the foreground, streams output and exits with the command\'s code', async () => {
+    const r = await lab.weft('run', '--rm', '--network', 'apps', 'sh', '-c', 'echo out; echo err >&2; exit 7');
+    assert.equal(r.code, 7);
+    assert.equal(r.stdout, 'out\n');
+    assert.equal(r.stderr, 'err\n');
+  });
+
+  it('gives the container its hostname, env, workdir, /etc/hosts and resolv.conf', async () => {
+    const r = await lab.weft('run', '--rm', '--network', 'apps', '-h', 'box1', '-e', 'FOO=bar', '-w', '/tmp', 'sh', '-c',
+      'hostname; echo $FOO; pwd; grep -c box1 /etc/hosts; test -f /etc/resolv.conf && echo resolv');
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.stdout.trim().split('\n'), ['box1', 'bar', '/tmp', '1', 'resolv']);
+  });
+
+  it('runs detached, lists, logs, execs, stops, starts and removes', async () => {
+    const id = (await lab.ok('run', '-d', '--name', 'ticker', '--network', 'apps', '-l', 'tier=x', 'sh', '-c',
+      'echo started; trap "echo bye; exit 3" TERM; while :; do sleep 0.1; done')).trim();
+    assert.match(id, /^[0-9a-f]{64}$/);
+    assert.match(await lab.ok('ps'), /ticker/);
+    assert.equal((await lab.ok('ps', '-q', '-f', 'label=tier=x')).trim(), id.slice(0, 12));
+    await eventually(async () => (await lab.ok('logs', 'ticker')).includes('started'), 5000, 'logs');
+    const ex = await lab.weft('exec', 'ticker', 'sh', '-c', 'hostname; exit 5');
+    assert.equal(ex.code, 5);
+    assert.equal(ex.stdout.trim(), id.slice(0, 12), 'exec runs in the container (its hostname)');
+    await lab.ok('stop', 'ticker');
+    const stopped = await lab.inspect('ticker');
+    assert.equal(stopped.state.phase, 'exited');
+    assert.equal(stopped.state.exitCode, 3);
+    assert.match(await lab.ok('logs', 'ticker'), /bye/);
+    assert.doesNotMatch(await lab.ok('ps'), /ticker/);
+    assert.match(await lab.ok('ps', '-a'), /ticker.*Exited \(3\)/s);
+    await lab.ok('start', 'ticker');
+    assert.equal((await lab.inspect('ticker')).state.phase, 'running');
+    await lab.ok('restart', '-t', '1', 'ticker');
+    assert.equal((await lab.inspect('ticker')).state.phase, 'running');
+    const rm = await lab.weft('rm', 'ticker');
+    assert.notEqual(rm.code, 0, 'rm refuses a running container');
+    await lab.ok('rm', '-f', id.slice(0, 8));
+    assert.equal((await lab.weft('inspect', 'ticker')).code, 1);
+  });
+
+  it('keeps names unique and resolves id prefixes', async () => {
+    await lab.ok('run', '-d', '--name', 'uniq', '--network', 'apps', 'sleep', '600');
+    const dup = await lab.weft('run', '-d', '--name', 'uniq', '--network', 'apps', 'sleep', '600');
+    assert.notEqual(dup.code, 0);
+    assert.match(dup.stderr, /already in use/);
+    const c = await lab.inspect('uniq');
+    assert.equal((await lab.inspect(c.id.slice(0, 6))).name, 'uniq');
+    await lab.ok('rm', '-f', 'uniq');
+  });
+
+  it('restarts on failure up to the limit, and always', async () => {
+    await lab.ok('run', '-d', '--name', 'flaky', '--network', 'apps', '--restart', 'on-failure:2', 'sh', '-c', 'exit 1');
+    const c = await eventually(async () => {
+      const x = await lab.inspect('flaky');
+      return x.state.restartCount === 2 && x.state.phase === 'exited' ? x : undefined;
+    }, 15_000, 'two restarts');
+    assert.equal(c.state.exitCode, 1);
+    await lab.ok('run', '-d', '--name', 'phoenix', '--network', 'apps', '--restart', 'always', 'sh', '-c', 'sleep 0.2');
+    await eventually(async () => (await lab.inspect('phoenix')).state.restartCount >= 2, 15_000, 'always restarts');
+    await lab.ok('stop', 'phoenix');
+    const stopped = await lab.inspect('phoenix');
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.equal((await lab.inspect('phoenix')).state.restartCount, stopped.state.restartCount, 'stop ends restarting');
+    await lab.ok('rm', '-f', 'flaky', 'phoenix');
+  });
+
+  it('runs with --network host in the host namespace and --network none with loopback only', async () => {
+    const host = await lab.weft('run', '--rm', '--network', 'host', 'ip', '-br', 'addr');
+    assert.match(host.stdout, new RegExp(lab.hostAddress.replace(/\./g, '\\.')));
+    const none = await lab.weft('run', '--rm', '--network', 'none', 'ip', '-br', 'link');
+    assert.deepEqual(none.stdout.trim().split('\n').map((l) => l.split(/\s+/)[0]), ['lo']);
+  });
+
+  it('runs on the default bridge network when none is given', async () => {
+    const id = (await lab.ok('run', '-d', 'sleep', '600')).trim();
+    const c = await lab.inspect(id);
+    assert.match(c.networks.bridge.ipv4!, /^172\.17\./);
+    const gw = JSON.parse((await sh('ip', ['-n', c.netns, '-j', 'route', 'show', 'default'])).stdout)[0].gateway;
+    assert.equal(gw, '172.17.0.1');
+    await lab.ok('rm', '-f', id);
+  });
+});
