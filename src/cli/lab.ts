@@ -117,6 +117,23 @@ export function registerLab(program: Command, ctx: Ctx): void {
       ctx.out(format === 'json' ? json(info) : labDetails(info));
     });
 
+  const agent = group.command('agent').description("Stop or start a lab's agent (the data plane stays up meanwhile)");
+  agent
+    .command('stop')
+    .description("Stop a lab's agent by its PID (SIGTERM, or SIGKILL with --kill)")
+    .argument('<name>', 'the lab name')
+    .option('--kill', 'SIGKILL instead of SIGTERM, as a crash would')
+    .action(async (name: string, opts: { kill?: boolean }) => {
+      await (await lab()).labStopAgent(name, { kill: opts.kill });
+    });
+  agent
+    .command('start')
+    .description("Start a lab's agent again")
+    .argument('<name>', 'the lab name')
+    .action(async (name: string) => {
+      ctx.io.stderr.write(labDetails(await (await lab()).labStartAgent(name)));
+    });
+
   group
     .command('env')
     .description("Print the shell line that points weft at a lab's agent")

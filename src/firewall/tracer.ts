@@ -659,7 +659,9 @@ function result(verdict: Verdict, f: Fields, steps: TraceStep[], to?: PathResult
 
 function setFib(f: Fields, env: HostEnv): void {
   const d = daddrOf(f);
-  f['fib daddr type'] = env.local.some((l) => canon(f['meta nfproto'] === 'ipv4' ? 'ipv4_addr' : 'ipv6_addr', l) === d) ? 'local' : 'unicast';
+  const v4 = f['meta nfproto'] === 'ipv4';
+  const local = env.local.some((l) => l.includes(':') !== v4 && canon(v4 ? 'ipv4_addr' : 'ipv6_addr', l) === d);
+  f['fib daddr type'] = local ? 'local' : 'unicast';
 }
 
 function isLocal(f: Fields, env: HostEnv): boolean {

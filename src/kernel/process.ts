@@ -21,6 +21,9 @@
  *    container's PATH (127 / 126 and a line on stderr, the way Docker words it);
  *  - runs the command in the background through coreutils `env`, which drops the PWD/OLDPWD that
  *    dash exports and resets INT/QUIT (dash ignores them in background jobs) to their defaults;
+ *  - holds the signals it traps (records them) until that child has exec'd: between fork and
+ *    exec the child still has dash's handlers, and a signal caught there would be lost. It polls
+ *    the PF_FORKNOEXEC bit (0x40) of the child's /proc/PID/stat flags, a few reads as a rule;
  *  - waits for it. A trapped signal interrupts `wait` with 128+N, possibly after dash has already
  *    reaped the command; so after a trap it waits again, which returns the kept status of a
  *    finished job (dash frees it only at its next fork). Then it writes the status to EXIT.tmp,
@@ -116,6 +119,12 @@ _weft_isleader() {
   set -- \${_weft_stat##*') '}
   [ "$3" = "$$" ]
 }
+_weft_execd() {
+  read -r _weft_cst < "/proc/$1/stat" 2>/dev/null || return 0
+  set -- \${_weft_cst##*') '}
+  case $1 in Z|X) return 0 ;; esac
+  [ $(( $7 & 68 )) -ne 64 ]
+}
 _weft_isleader && _weft_lead=1
 : > "$_weft_exit"
 if [ -n "$_weft_host" ]; then
@@ -144,7 +153,10 @@ case $_weft_cmd in
   [ -n "$_weft_found" ] || _weft_done 127 "exec: \\"$_weft_cmd\\": executable file not found in \\$PATH" ;;
 esac
 "$@" &
-_weft_pid=$!
+_weft_child=$!
+_weft_i=0
+until _weft_execd "$_weft_child" || [ "$_weft_i" -ge 100000 ]; do _weft_i=$((_weft_i + 1)); done
+_weft_pid=$_weft_child
 [ -z "$_weft_pend" ] || _weft_bcast "$_weft_pend"
 while :; do
   _weft_trapped=

@@ -30,6 +30,7 @@ export function sh(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv;
     child.stderr.on('data', (d) => (stderr += d));
     child.on('error', reject);
     child.on('close', (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr }));
+    child.stdin.on('error', () => {}); // the child may exit without reading its input
     child.stdin.end(opts.input ?? '');
   });
 }

@@ -246,6 +246,17 @@ describe('container processes (kernel)', () => {
     assert.equal(await logOf(q.dir, 'stdout'), 'ready\nterm\n');
   });
 
+  it('stop right after start: TERM is not lost while the shim starts the command', T, async () => {
+    // TERM may reach `ip`/`unshare` (125: never started), the shim before its fork, or the moment
+    // between fork and exec; in every case the container must end by TERM, not at the timeout.
+    for (let i = 0; i < 12; i++) {
+      const p = await start({ netns: NS, hostname: `quick${i}`, cmd: ['sleep', '60'], env: [] });
+      if (i % 3 === 1) await sleep(2 + i);
+      assert.equal(await stopProcess(p.pid, p.pidStart, 5_000), 'stopped', `round ${i}`);
+      assert.ok([125, 143].includes(await finalExitCode(p.dir)), `round ${i}: exit ${await finalExitCode(p.dir)}`);
+    }
+  });
+
   it('stop: a command that ignores TERM is killed after the timeout, grandchildren too', T, async () => {
     const p = await start({
       netns: NS,
