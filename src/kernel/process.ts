@@ -21,9 +21,10 @@
  *    container's PATH (127 / 126 and a line on stderr, the way Docker words it);
  *  - runs the command in the background through coreutils `env`, which drops the PWD/OLDPWD that
  *    dash exports and resets INT/QUIT (dash ignores them in background jobs) to their defaults;
- *  - holds the signals it traps (records them) until that child has exec'd: between fork and
- *    exec the child still has dash's handlers, and a signal caught there would be lost. It polls
- *    the PF_FORKNOEXEC bit (0x40) of the child's /proc/PID/stat flags, a few reads as a rule;
+ *  - holds the signals it traps (keeps a list) until that child has exec'd, then passes them on:
+ *    between fork and exec the child still has dash's handlers, and a signal caught there would
+ *    be lost. It polls the PF_FORKNOEXEC bit (0x40) of the child's /proc/PID/stat flags, a few
+ *    reads as a rule;
  *  - waits for it. A trapped signal interrupts `wait` with 128+N, possibly after dash has already
  *    reaped the command; so after a trap it waits again, which returns the kept status of a
  *    finished job (dash frees it only at its next fork). Then it writes the status to EXIT.tmp,
@@ -88,27 +89,30 @@ export const COMMAND_FORWARDED_SIGNALS: readonly NodeJS.Signals[] = ['SIGHUP', '
 // command's environment (unless that environment already has variables of those names).
 const SHIM = `
 _weft_pid= _weft_pend= _weft_lead= _weft_trapped=
-_weft_bcast() {
+_weft_sig() {
   _weft_trapped=1
-  if [ -z "$_weft_pid" ]; then _weft_pend=$1; return 0; fi
-  if [ -n "$_weft_lead" ]; then
-    trap '' "$1"; kill -s "$1" 0 2>/dev/null; trap "_weft_bcast $1" "$1"
+  if [ -z "$_weft_pid" ]; then _weft_pend="$_weft_pend $1:$2"; else _weft_send "$1" "$2"; fi
+  return 0
+}
+_weft_send() {
+  if [ "$2" = group ] && [ -n "$_weft_lead" ]; then
+    trap '' "$1"; kill -s "$1" 0 2>/dev/null; trap "_weft_sig $1 group" "$1"
   else
     kill -s "$1" "$_weft_pid" 2>/dev/null
   fi
   return 0
 }
-_weft_fwd() { _weft_trapped=1; [ -z "$_weft_pid" ] || kill -s "$1" "$_weft_pid" 2>/dev/null; return 0; }
-trap '_weft_bcast TERM' TERM
-trap '_weft_bcast INT' INT
-trap '_weft_bcast QUIT' QUIT
-trap '_weft_fwd HUP' HUP
-trap '_weft_fwd USR1' USR1
-trap '_weft_fwd USR2' USR2
-trap '_weft_fwd WINCH' WINCH
+trap '_weft_sig TERM group' TERM
+trap '_weft_sig INT group' INT
+trap '_weft_sig QUIT group' QUIT
+trap '_weft_sig HUP cmd' HUP
+trap '_weft_sig USR1 cmd' USR1
+trap '_weft_sig USR2 cmd' USR2
+trap '_weft_sig WINCH cmd' WINCH
 _weft_exit=$1 _weft_mv=$2 _weft_host=$3 _weft_wd=$4 _weft_cmd=$5
 shift 5
 _weft_done() {
+  _weft_pid= # from here on signals are only noted: a forwarded TERM must not hit mv
   [ -z "$2" ] || printf 'weft: %s\\n' "$2" >&2
   printf '%s\\n' "$1" > "$_weft_exit.tmp" && "$_weft_mv" -f "$_weft_exit.tmp" "$_weft_exit"
   [ -z "$_weft_lead" ] || kill -s KILL 0
@@ -120,7 +124,7 @@ _weft_isleader() {
   [ "$3" = "$$" ]
 }
 _weft_execd() {
-  read -r _weft_cst < "/proc/$1/stat" 2>/dev/null || return 0
+  { read -r _weft_cst < "/proc/$1/stat"; } 2>/dev/null || return 0
   set -- \${_weft_cst##*') '}
   case $1 in Z|X) return 0 ;; esac
   [ $(( $7 & 68 )) -ne 64 ]
@@ -157,7 +161,7 @@ _weft_child=$!
 _weft_i=0
 until _weft_execd "$_weft_child" || [ "$_weft_i" -ge 100000 ]; do _weft_i=$((_weft_i + 1)); done
 _weft_pid=$_weft_child
-[ -z "$_weft_pend" ] || _weft_bcast "$_weft_pend"
+for _weft_p in $_weft_pend; do _weft_send "\${_weft_p%:*}" "\${_weft_p#*:}"; done
 while :; do
   _weft_trapped=
   wait "$_weft_pid"; _weft_rc=$?

@@ -55,6 +55,12 @@ describe('bridge networks in a lab', () => {
     }
   });
 
+  it('refuses new connections from outside straight to a container address, even when routed', async () => {
+    await sh('ip', ['-n', lab.outsideNetns, 'route', 'replace', '10.31.0.0/16', 'via', lab.hostAddress]);
+    assert.equal(await canPing(lab.outsideNetns, await ip('a1', 'front')), false);
+    assert.equal(await httpGet(lab.outsideNetns, `http://${await ip('a1', 'front')}:8080/`), undefined);
+  });
+
   it('gives an internal network no way out but keeps it reachable inside', async () => {
     const v1 = await lab.inspect('v1');
     assert.equal(await canPing(v1.netns, lab.outsideAddress), false);
