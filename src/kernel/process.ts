@@ -297,7 +297,7 @@ export function spawnContainerProcess(spec: ContainerProcessSpec): ProcessIdenti
   const wrapper = [bin('env')];
   if (!('PWD' in env)) wrapper.push('-u', 'PWD');
   if (!('OLDPWD' in env)) wrapper.push('-u', 'OLDPWD');
-  if (envHasDefaultSignal()) wrapper.push('--default-signal=INT,QUIT');
+  
   wrapper.push('--');
   const shimArgs = ['-c', SHIM, 'weft-shim', spec.exitPath, bin('mv'), spec.hostname ?? '', workdir, spec.cmd[0], ...wrapper, ...spec.cmd];
 
