@@ -47,6 +47,8 @@ export interface Config {
   info?: () => string[];
   /** heavy: runs only when named in --only */
   optIn?: boolean;
+  /** after teardown: what this configuration left that the run prefix does not cover (e.g. a weft lab's own netns) */
+  leftovers?: () => string[] | Promise<string[]>;
 }
 
 export interface Target {
@@ -206,8 +208,16 @@ async function teardownOne(st: ConfigState): Promise<void> {
 }
 
 /** Leftovers of this run in the root namespace and in /tmp (should be none). */
-async function findLeftovers(): Promise<string[]> {
+async function findLeftovers(states: ConfigState[]): Promise<string[]> {
   const left: string[] = [];
+  for (const st of states) {
+    if (!st.setupStarted || !st.config.leftovers) continue;
+    try {
+      left.push(...(await st.config.leftovers()));
+    } catch (e) {
+      left.push(`${st.config.name}: leftover check failed: ${errText(e)}`);
+    }
+  }
   for (const n of benchNetns()) if (n.startsWith(RUN_PREFIX)) left.push(`netns ${n}`);
   const links = await tryRun('ip', ['-br', 'link']);
   for (const line of links?.stdout.split('\n') ?? []) {
@@ -325,7 +335,7 @@ export async function runBench(bench: Bench, opts: RunOptions): Promise<BenchRes
     }
   }
 
-  const leftovers = await findLeftovers();
+  const leftovers = await findLeftovers(states);
   const metrics = computeResults(bench, states);
   const dir = join(opts.outRoot ?? join(BENCH_DIR, 'results'), `${bench.name}-${stamp(startedAt)}`);
   mkdirSync(dir, { recursive: true });
@@ -475,7 +485,7 @@ function renderReport(
     for (const f of failures) L.push(`- ${f.config}, ${f.round < 0 ? (f.message.startsWith('teardown') ? '' : 'warmup') : `round ${f.round + 1}`}: ${f.message}`);
     L.push('');
   }
-  L.push('## Cleanup', '', leftovers.length ? `Leftovers found after teardown: ${leftovers.join('; ')}` : `Nothing of this run (prefix \`${RUN_PREFIX}\`) was left: no netns, no root-netns link, no temp dir.`, '');
+  L.push('## Cleanup', '', leftovers.length ? `Leftovers found after teardown: ${leftovers.join('; ')}` : `Nothing of this run (prefix \`${RUN_PREFIX}\`) was left: no netns, no root-netns link, no temp dir${states.some((s) => s.setupStarted && s.config.leftovers) ? ', and nothing of the configurations\' own (weft lab netns, container netns, lab folder, agent)' : ''}.`, '');
   if (bench.notes?.length) {
     L.push('## Notes', '');
     for (const n of bench.notes) L.push(`- ${n}`);

@@ -297,7 +297,7 @@ export function spawnContainerProcess(spec: ContainerProcessSpec): ProcessIdenti
   const wrapper = [bin('env')];
   if (!('PWD' in env)) wrapper.push('-u', 'PWD');
   if (!('OLDPWD' in env)) wrapper.push('-u', 'OLDPWD');
-  
+  if (envHasDefaultSignal()) wrapper.push('--default-signal=INT,QUIT');
   wrapper.push('--');
   const shimArgs = ['-c', SHIM, 'weft-shim', spec.exitPath, bin('mv'), spec.hostname ?? '', workdir, spec.cmd[0], ...wrapper, ...spec.cmd];
 
@@ -346,7 +346,11 @@ export function signalProcess(pid: number, signal: NodeJS.Signals): void {
   ignoreEsrch(() => process.kill(pid, signal));
 }
 
-/** Signals the process group led by pid; a group that is gone is not an error. */
+/**
+ * Signals the process group led by pid; a group that is gone is not an error. For TERM, INT and
+ * QUIT to a container, signal the shim alone (signalProcess): it passes them on to the group, so
+ * signalling the group as well would deliver them twice.
+ */
 export function signalGroup(pid: number, signal: NodeJS.Signals): void {
   checkPid(pid);
   const own = readProcStat(process.pid);

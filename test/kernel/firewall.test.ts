@@ -532,7 +532,12 @@ describe('weft nftables tables on a real kernel', { timeout: 240_000 }, () => {
   it('an established connection survives a full replace of both tables', async () => {
     const stream = fx.spawn(C.c1a, process.execPath, ['-e', STREAM, OUT4, '7001']);
     try {
-      await stream.waitFor('ok 3').catch(async (e) => { console.log('DEBUG', (await fx.exec(OUT, 'ss', ['-tnlp'])).stdout, (await fx.exec(C.c1a, 'ss', ['-tnp'])).stdout); throw e; });
+      await stream.waitFor('ok 3').catch(async (e) => {
+        const dbg = async (ns: string, cmd: string, args: string[]) => (await fx.exec(ns, cmd, args, { okCodes: [0, 1, 2, 127] })).stdout;
+        const { appendFileSync } = await import('node:fs');
+        appendFileSync('/tmp/fw-debug.txt', ['=== ' + new Date().toISOString(), await dbg(C.c1a, 'ss', ['-tnpa']), await dbg(OUT, 'ss', ['-tnpa']), await dbg(HOST, 'nft', ['list', 'ruleset']), await dbg(C.c1a, 'ip', ['neigh']), await dbg(HOST, 'ip', ['neigh']), await dbg(C.c1a, 'ip', ['-s', 'link']), await dbg(HOST, 'conntrack', ['-L'])].join('\n'));
+        throw e;
+      });
       await loadFirewall(model);
       await loadFirewall(model);
       const count = () => Number(/ok (\d+)\s*$/.exec(stream.output())?.[1] ?? 0);

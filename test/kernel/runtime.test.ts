@@ -13,10 +13,7 @@ import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { childEnv, run } from '../../src/kernel/exec.js';
-import { childPids, groupAlive, readProcStat, signalGroup, signalProcess, spawnExec } from '../../src/kernel/process.js';
-import {
-  DEFAULT_PATH,
-} from '../../src/kernel/process.js';
+import { DEFAULT_PATH, childPids, groupAlive, readProcStat, signalGroup, signalProcess, spawnExec } from '../../src/kernel/process.js';
 import {
   finalExitCode,
   killProcess,
