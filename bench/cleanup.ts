@@ -26,6 +26,10 @@ for (const d of readdirSync('/tmp')) {
   const m = ID.exec(d);
   if (m && d === `${NAME_PREFIX}${m[1]}`) ids.add(m[1]);
 }
+// weft labs of bench runs (weft-b-<id>-l, -a) live in weft's own lab folder, their netns are weft-lab-<name>
+const LAB_ROOT = process.env.WEFT_LAB_DIR ?? '/tmp/weft-labs';
+const labsOnDisk = existsSync(LAB_ROOT) ? readdirSync(LAB_ROOT).filter((d) => ID.test(d)) : [];
+for (const d of labsOnDisk) ids.add((ID.exec(d) as RegExpExecArray)[1]);
 
 function readText(p: string): string {
   try {
@@ -45,13 +49,14 @@ for (const id of ids) {
   }
   say(`run ${id}: cleaning${dryRun ? ' (dry run)' : ''}`);
   const globals: string[] = [];
+  const labs = new Set(labsOnDisk.filter((d) => d.startsWith(`${NAME_PREFIX}${id}-`)));
+  const labDir = join(dir, 'weft');
+  for (const f of existsSync(labDir) ? readdirSync(labDir) : []) labs.add(readText(join(labDir, f)));
+  for (const lab of labs) {
+    say(`  weft lab down ${lab}`);
+    if (!dryRun && lab.startsWith(`${NAME_PREFIX}${id}-`)) await tryRun(WEFT_BIN, ['lab', 'down', lab], { timeoutMs: 300_000 });
+  }
   if (existsSync(dir)) {
-    const labDir = join(dir, 'weft');
-    for (const f of existsSync(labDir) ? readdirSync(labDir) : []) {
-      const lab = readText(join(labDir, f));
-      say(`  weft lab down ${lab}`);
-      if (!dryRun && lab.startsWith(NAME_PREFIX)) await tryRun(WEFT_BIN, ['lab', 'down', lab], { timeoutMs: 300_000 });
-    }
     for (const sub of readdirSync(dir).filter((s) => s.startsWith('docker-'))) {
       const pid = Number(readText(join(dir, sub, 'dockerd.pid')));
       if (Number.isInteger(pid) && pid > 1 && pidAlive(pid)) {

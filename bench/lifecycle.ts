@@ -1,14 +1,14 @@
 /**
  * Lifecycle latency: how long the user waits for `network create`, `run -d`, `network connect` and
- * `rm -f`, with weft, Docker and the CNI reference bridge plugin. Target: weft's `run -d` and
- * `network connect` take at most half of Docker's.
+ * `rm -f`, with weft (its CLI, and its API alone: `weft-api`), Docker and the CNI reference bridge
+ * plugin. Target: weft's `run -d` and `network connect` take at most half of Docker's.
  *
- *   env -u NODE_EXTRA_CA_CERTS npx tsx bench/lifecycle.ts [--runs 10] [--only weft,docker,cni]
+ *   env -u NODE_EXTRA_CA_CERTS npx tsx bench/lifecycle.ts [--runs 10] [--only weft,weft-api,docker,cni]
  */
 import { main, parseBenchArgs, type Bench, type Config } from './harness.js';
 import { CniRef, cniAvailable } from './refs/cni.js';
 import { DockerRef, dockerAvailable } from './refs/docker.js';
-import { WeftLab, weftAvailable } from './refs/weft.js';
+import { WeftLab, weftAvailable, type WeftMode } from './refs/weft.js';
 
 const RUN_NET = 'wb-run';
 const RUN_SUBNET = '10.77.0.0/24';
@@ -43,26 +43,33 @@ function engineRound(engine: () => Engine): (round: number) => Promise<Record<st
   };
 }
 
-let weft: WeftLab | null = null;
+/** weft through its CLI (what a user sees) or through one HTTP request per operation (the agent's work alone). */
+function weftConfig(mode: WeftMode): Config {
+  let lab: WeftLab | null = null;
+  return {
+    name: mode === 'cli' ? 'weft' : 'weft-api',
+    describe:
+      mode === 'cli'
+        ? 'weft CLI (`bin/weft`, a node process per call) against an agent in a lab host (`bin/weft lab up`); container = `sleep 3600` in its own netns'
+        : 'the same agent work without the CLI: one HTTP request from the bench process to the agent\'s unix socket per operation (POST /v1/networks, POST /v1/containers {start: true}, POST /v1/networks/NET/connect, DELETE /v1/containers/N?force=1); own lab host',
+    available: weftAvailable,
+    setup: async () => {
+      lab = new WeftLab(mode === 'cli' ? 'l' : 'a', mode);
+      await lab.up();
+      await lab.networkCreate(RUN_NET, RUN_SUBNET);
+      await lab.networkCreate(CONN_NET, CONN_SUBNET);
+    },
+    measure: engineRound(() => lab as WeftLab),
+    teardown: async () => {
+      await lab?.down();
+    },
+    info: () => lab?.info() ?? [],
+    leftovers: () => lab?.leftovers() ?? [],
+  };
+}
+
 let docker: DockerRef | null = null;
 let cni: CniRef | null = null;
-
-const weftConfig: Config = {
-  name: 'weft',
-  describe: 'weft CLI against an agent in a lab host (`bin/weft lab up`); container = `sleep 3600` in its own netns',
-  available: weftAvailable,
-  setup: async () => {
-    weft = new WeftLab();
-    await weft.up();
-    await weft.networkCreate(RUN_NET, RUN_SUBNET);
-    await weft.networkCreate(CONN_NET, CONN_SUBNET);
-  },
-  measure: engineRound(() => weft as WeftLab),
-  teardown: async () => {
-    await weft?.down();
-  },
-  info: () => weft?.info() ?? [],
-};
 
 const dockerConfig: Config = {
   name: 'docker',
@@ -111,8 +118,10 @@ const bench: Bench = {
   title: 'Container lifecycle latency: weft vs Docker vs CNI bridge',
   description: [
     'Each round, for each configuration in turn: `network create --subnet` of a new network, `run -d` of a `sleep 3600` container on a',
-    'pre-made network, `network connect` of it to a second pre-made network, `rm -f`, then (untimed) `network rm`. Every figure is the wall',
-    'time of one CLI invocation as a user sees it, process start included. The CNI rows are the network-only floor: one plugin exec, no',
+    'pre-made network, `network connect` of it to a second pre-made network, `rm -f`, then (untimed) `network rm`. For weft, docker and cni',
+    'every figure is the wall time of one CLI invocation as a user sees it, process start included; weft-api is the same weft operations as',
+    'one HTTP request each to the agent\'s unix socket, timed in the bench process, so weft − weft-api is the CLI\'s own cost (node start-up,',
+    'argument parsing, output). The CNI rows are the network-only floor: one plugin exec, no',
     'daemon, no process to start; CNI has no `network create` (a network is a config file).',
   ].join(' '),
   metrics: [
@@ -121,11 +130,13 @@ const bench: Bench = {
     { name: 'network create', unit: 'ms', better: 'lower' },
     { name: 'rm -f', unit: 'ms', better: 'lower', note: 'For cni: the two DELs only.' },
   ],
-  configs: [weftConfig, dockerConfig, cniConfig],
+  configs: [weftConfig('cli'), weftConfig('api'), dockerConfig, cniConfig],
   baseline: 'docker',
   targets: [
     { metric: 'run -d', config: 'weft', versus: 'docker', op: '<=', ratio: 0.5 },
     { metric: 'network connect', config: 'weft', versus: 'docker', op: '<=', ratio: 0.5 },
+    { metric: 'run -d', config: 'weft-api', versus: 'docker', op: '<=', ratio: 0.5 },
+    { metric: 'network connect', config: 'weft-api', versus: 'docker', op: '<=', ratio: 0.5 },
   ],
   notes: [
     'The weft CLI runs with NODE_EXTRA_CA_CERTS unset (bin/weft does it); the Docker CLI is a Go binary.',

@@ -5,13 +5,13 @@
  * (network-only floor, no agent) and, opt-in because it is heavy (a shim process per container),
  * Docker.
  *
- *   env -u NODE_EXTRA_CA_CERTS npx tsx bench/scale.ts [--count 1000] [--parallel 1] [--runs 1] [--only weft,cni,docker]
+ *   env -u NODE_EXTRA_CA_CERTS npx tsx bench/scale.ts [--count 1000] [--parallel 1] [--runs 1] [--only weft,weft-api,cni,docker]
  */
 import { performance } from 'node:perf_hooks';
 import { main, parseBenchArgs, type Bench, type Config } from './harness.js';
 import { CniRef, cniAvailable } from './refs/cni.js';
 import { DockerRef, dockerAvailable } from './refs/docker.js';
-import { WeftLab, weftAvailable } from './refs/weft.js';
+import { WeftLab, weftAvailable, type WeftMode } from './refs/weft.js';
 
 const { options, extra } = parseBenchArgs(
   { runs: 1, warmup: 0 },
@@ -88,24 +88,32 @@ function engineRound(engine: () => Engine, rss: () => Promise<number>): () => Pr
   };
 }
 
-let weft: WeftLab | null = null;
-const weftConfig: Config = {
-  name: 'weft',
-  describe: 'weft CLI against an agent in a lab host; containers are `sleep 3600`; RSS is the agent process (`<labdir>/agent.pid`)',
-  available: weftAvailable,
-  setup: async () => {
-    weft = new WeftLab();
-    await weft.up();
-  },
-  measure: engineRound(
-    () => weft as WeftLab,
-    async () => (weft as WeftLab).agentRss(),
-  ),
-  teardown: async () => {
-    await weft?.down();
-  },
-  info: () => weft?.info() ?? [],
-};
+/** weft through its CLI (default) or, opt-in, one HTTP request per operation to the agent's socket (no CLI start-up). */
+function weftConfig(mode: WeftMode): Config {
+  let lab: WeftLab | null = null;
+  return {
+    name: mode === 'cli' ? 'weft' : 'weft-api',
+    optIn: mode === 'api',
+    describe:
+      mode === 'cli'
+        ? 'weft CLI against an agent in a lab host; containers are `sleep 3600`; RSS is the agent process (`.agentPid` of `weft lab inspect`)'
+        : 'the same agent driven by one HTTP request per operation from the bench process (POST /v1/containers, DELETE /v1/containers/N?force=1), no CLI; own lab host',
+    available: weftAvailable,
+    setup: async () => {
+      lab = new WeftLab(mode === 'cli' ? 'l' : 'a', mode);
+      await lab.up();
+    },
+    measure: engineRound(
+      () => lab as WeftLab,
+      async () => (lab as WeftLab).agentRss(),
+    ),
+    teardown: async () => {
+      await lab?.down();
+    },
+    info: () => lab?.info() ?? [],
+    leftovers: () => lab?.leftovers() ?? [],
+  };
+}
 
 let docker: DockerRef | null = null;
 let shimNote = '';
@@ -184,7 +192,7 @@ const bench: Bench = {
     { name: 'agent RSS idle', unit: 'MiB', better: 'lower', note: 'Before the first container of the round.' },
     { name: 'remove all', unit: 's', better: 'lower' },
   ],
-  configs: [weftConfig, cniConfig, dockerConfig],
+  configs: [weftConfig('cli'), weftConfig('api'), cniConfig, dockerConfig],
   baseline: 'cni',
   notes: [
     'Docker is opt-in (`--only weft,cni,docker`): each container costs it a containerd-shim process.',

@@ -55,6 +55,7 @@ const weftConfig: Config = {
     await weft?.down();
   },
   info: () => [...(weft?.info() ?? []), `server ${weftPath?.serverIp}`],
+  leftovers: () => weft?.leftovers() ?? [],
 };
 
 let veth: VethPair | null = null;

@@ -59,6 +59,13 @@ export async function reconcile(d: Daemon, opts: { repair: boolean }): Promise<L
       if (opts.repair) await netnsAdd(c.netns);
       else continue;
     }
+    if (c.state.phase !== 'running') {
+      // a start interrupted after the process began but before it was recorded
+      for (const pid of await netnsPids(c.netns)) {
+        note('process', String(pid), `process in the namespace of container ${c.name}, which is not running`);
+        if (opts.repair) signalGroup(pid, 'SIGKILL');
+      }
+    }
     for (const ep of Object.values(c.endpoints)) {
       const net = networks.find((n) => n.id === ep.networkId);
       if (!net) continue;

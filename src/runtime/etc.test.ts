@@ -141,15 +141,15 @@ describe('etc files on disk', () => {
     await rm(base, { recursive: true, force: true });
   });
 
-  it('writes hosts, resolv.conf and hostname, replacing them whole, leaving no temp file', async () => {
+  it('writes hosts, resolv.conf and hostname, rewriting existing files in place, leaving no temp file', async () => {
     await writeEtcFiles('ns1', { hosts: 'old hosts\n', resolvConf: 'old\n', hostname: 'old' }, base);
     const before = await stat(join(base, 'ns1', 'hosts'));
     await writeEtcFiles('ns1', { hosts: 'h\n', resolvConf: 'nameserver 192.0.2.1\n', hostname: 'box' }, base);
     assert.equal(await readFile(join(base, 'ns1', 'hosts'), 'utf8'), 'h\n');
     assert.equal(await readFile(join(base, 'ns1', 'resolv.conf'), 'utf8'), 'nameserver 192.0.2.1\n');
     assert.equal(await readFile(join(base, 'ns1', 'hostname'), 'utf8'), 'box\n');
-    // replaced by rename (a new inode), not rewritten in place
-    assert.notEqual((await stat(join(base, 'ns1', 'hosts'))).ino, before.ino);
+    // rewritten in place (the same inode), so a running container's bind mount sees the change
+    assert.equal((await stat(join(base, 'ns1', 'hosts'))).ino, before.ino);
     assert.deepEqual((await readdir(join(base, 'ns1'))).sort(), ['hostname', 'hosts', 'resolv.conf']);
     assert.deepEqual((await readdir(base)).sort(), ['ns1']);
   });

@@ -6,6 +6,7 @@
  * A bind mount holds the file it was made from: a process already running keeps the version it
  * started with, so write these before starting the container.
  */
+import { existsSync } from 'node:fs';
 import { BlockList, isIP } from 'node:net';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
@@ -194,7 +195,11 @@ function checkNetns(netns: string): void {
   if (!NETNS_NAME.test(netns)) throw new Error(`netns "${netns}": invalid name (letters, digits, _ . -)`);
 }
 
-/** Writes hosts, resolv.conf and hostname into baseDir/netns/, each replaced atomically. */
+/**
+ * Writes hosts, resolv.conf and hostname into baseDir/netns/. A new file is put in place
+ * atomically; an existing one is rewritten in place, because a running container sees it through a
+ * bind mount of that very inode (a rename would leave the container with the old file).
+ */
 export async function writeEtcFiles(netns: string, files: EtcFiles, baseDir = ETC_NETNS_DIR): Promise<void> {
   checkNetns(netns);
   const dir = join(baseDir, netns);
@@ -207,10 +212,15 @@ export async function writeEtcFiles(netns: string, files: EtcFiles, baseDir = ET
   for (const [name, text] of contents) {
     // The temp file lives beside the netns folder, not in it: `ip netns exec` bind-mounts every
     // entry of the folder.
+    const target = join(dir, name);
+    if (existsSync(target)) {
+      await writeFile(target, text);
+      continue;
+    }
     const tmp = join(baseDir, `.${netns}.${name}.${randomBytes(4).toString('hex')}.tmp`);
     try {
       await writeFile(tmp, text, { mode: 0o644 });
-      await rename(tmp, join(dir, name));
+      await rename(tmp, target);
     } catch (e) {
       await rm(tmp, { force: true });
       throw e;

@@ -97,6 +97,8 @@ describe('bridge networks in a lab', () => {
     assert.equal(a2.networks.back.ifname, 'eth1');
     const b1 = await lab.inspect('b1');
     assert.ok(await canPing(b1.netns, a2.networks.back.ipv4!));
+    const hosts = await lab.weft('exec', 'a2', 'cat', '/etc/hosts');
+    assert.match(hosts.stdout, new RegExp(a2.networks.back.ipv4!.replace(/\./g, '\\.')), 'the running container sees its new address in /etc/hosts');
     await lab.ok('network', 'disconnect', 'back', 'a2');
     const after = await lab.inspect('a2');
     assert.equal(after.networks.back, undefined);
