@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const WEFT = path.join(ROOT, 'bin/weft');
 export const ECHO = path.join(ROOT, 'examples/workloads/http-echo.mjs');
+export const UDP = path.join(ROOT, 'examples/workloads/udp-echo.mjs');
 
 export interface Result {
   code: number;

@@ -1,7 +1,7 @@
 /** Published ports in a lab: from outside, from the host (incl. 127.0.0.1), hairpin, random ports, conflicts. */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { makeLab, httpGet, ECHO, eventually, type TestLab } from './helpers.js';
+import { makeLab, httpGet, ECHO, UDP, eventually, type TestLab } from './helpers.js';
 
 describe('published ports', () => {
   let lab: TestLab;
@@ -71,6 +71,23 @@ describe('published ports', () => {
     } finally {
       process.kill(pid, 'SIGKILL');
     }
+  });
+
+  it('publishes UDP ports', async () => {
+    await lab.ok('run', '-d', '--name', 'udp', '--network', 'pub', '-p', '9053:9053/udp', 'node', UDP, 'serve', '9053');
+    const answer = await eventually(async () => {
+      const r = await lab.outside(['node', UDP, 'send', lab.hostAddress, '9053', 'hello-udp']);
+      return r.code === 0 ? r.stdout : undefined;
+    }, 10_000, 'udp answer');
+    assert.match(answer, new RegExp(`got hello-udp from ${lab.outsideAddress.replace(/\./g, '\\.')}`));
+    assert.match(await lab.ok('port', 'udp'), /9053\/udp -> 0\.0\.0\.0:9053/);
+  });
+
+  it('binds a port to one host address only', async () => {
+    await lab.ok('run', '-d', '--name', 'local', '--network', 'pub', '-p', '127.0.0.1:8096:8080', 'node', ECHO, '8080');
+    assert.ok(await eventually(() => httpGet(lab.hostNetns, 'http://127.0.0.1:8096/'), 10_000, '127.0.0.1:8096'));
+    assert.equal(await httpGet(lab.outsideNetns, `http://${lab.hostAddress}:8096/`), undefined, 'not published on the uplink address');
+    await lab.ok('rm', '-f', 'local');
   });
 
   it('stops forwarding when the container is removed', async () => {
