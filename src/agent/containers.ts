@@ -6,7 +6,7 @@
 import { rm } from 'node:fs/promises';
 import type { Container, Endpoint, Network, PortBinding } from '../model/types.js';
 import type { ContainerCreate, ContainerView, NetworkConnect } from '../api/schemas.js';
-import { allocate, releaseOwner } from '../ipam/allocator.js';
+import { allocate, release, releaseOwner } from '../ipam/allocator.js';
 import { containsIp, familyOf } from '../ipam/cidr.js';
 import { netnsAdd, netnsDelete, netnsPids } from '../kernel/net.js';
 import { containerNetns, endpointMac, hostVethName, linkLocalFromMac } from '../drivers/names.js';
@@ -266,11 +266,16 @@ export async function teardown(d: Daemon, c: Container): Promise<void> {
   if (c.netns) {
     for (const pid of await netnsPids(c.netns).catch(() => [] as number[])) signalGroup(pid, 'SIGKILL');
   }
+  // A complete container's record says where it is attached; a half-made one may have got
+  // further than its record, so every bridge network is swept for it (names derive from ids).
+  const halfMade = c.state.phase === 'creating';
   for (const net of networks) {
     if (net.driver !== 'bridge') continue;
-    const ep = c.endpoints[net.id] ?? ({ hostIfname: hostVethName(c.id, net.id) } as Endpoint);
-    await driverFor(net).detach(net, c.netns, ep);
-    await releaseOwner(d.store, net.id, c.id);
+    const ep = c.endpoints[net.id];
+    if (!ep && !halfMade) continue;
+    await driverFor(net).detach(net, c.netns, ep ?? ({ hostIfname: hostVethName(c.id, net.id) } as Endpoint));
+    if (halfMade) await releaseOwner(d.store, net.id, c.id);
+    else for (const ip of [ep!.ipv4, ep!.ipv6]) if (ip) await release(d.store, net.id, ip, c.id);
   }
   if (Object.keys(c.endpoints).length || c.ports.length) await d.firewall.container(c, networks, 'delete');
   await releasePorts(d, c.id);

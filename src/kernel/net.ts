@@ -103,6 +103,16 @@ export async function linkList(netns?: string): Promise<LinkInfo[]> {
   }));
 }
 
+/** Deletes a link in one process, without listing all links first; an absent link is no error. */
+export async function deleteLinkIfPresent(ifname: string, netns?: string): Promise<void> {
+  try {
+    await run('ip', ipArgs(netns, ['link', 'del', ifname]));
+  } catch (e) {
+    if (e instanceof KernelError && /Cannot find device|does not exist/.test(e.stderr)) return;
+    throw e;
+  }
+}
+
 // ---------------------------------------------------------------- addresses and routes
 
 export interface AddrInfo {

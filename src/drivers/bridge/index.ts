@@ -4,7 +4,7 @@
  */
 import type { Endpoint, Network } from '../../model/types.js';
 import type { Driver } from '../types.js';
-import { addrList, ipBatch, linkList, routeList, sysctlSet } from '../../kernel/net.js';
+import { addrList, deleteLinkIfPresent, ipBatch, linkList, routeList, sysctlSet } from '../../kernel/net.js';
 import { bridgeMac } from '../names.js';
 
 function prefixLen(cidr: string): number {
@@ -36,7 +36,7 @@ export const bridgeDriver: Driver = {
   },
 
   async deleteNetwork(net) {
-    if ((await linkList()).some((l) => l.ifname === net.bridge)) await ipBatch([`link del ${net.bridge}`]);
+    await deleteLinkIfPresent(net.bridge!);
   },
 
   async attach(net, netns, ep, { defaultRoute }) {
@@ -57,8 +57,8 @@ export const bridgeDriver: Driver = {
   },
 
   async detach(_net, _netns, ep) {
-    // deleting one end of a veth deletes both
-    if ((await linkList()).some((l) => l.ifname === ep.hostIfname)) await ipBatch([`link del ${ep.hostIfname}`]);
+    // deleting one end of a veth deletes both; an absent link is already detached
+    await deleteLinkIfPresent(ep.hostIfname);
   },
 
   async endpointHealthy(net, netns, ep) {
