@@ -93,6 +93,8 @@ export async function createContainer(d: Daemon, req: ContainerCreate): Promise<
       const ep = await allocateEndpoint(d, c, net, { ipv4: req.ipv4, ipv6: req.ipv6, aliases: req.aliases });
       c.endpoints[net.id] = ep;
       await d.putContainer(c);
+      // anti-spoofing first: a port is policed from the moment it joins the bridge
+      await d.firewall.container(c, networks, 'add');
       await driverFor(net).attach(net, c.netns!, ep, { defaultRoute: true });
     }
     c.ports = await claimPorts(d, id, ports);
@@ -313,11 +315,12 @@ export async function connectContainer(d: Daemon, netRef: string, req: NetworkCo
       c.endpoints[net.id] = ep;
       await d.putContainer(c);
       const hasDefault = Object.values(c.endpoints).some((e) => e !== ep && !networks.find((n) => n.id === e.networkId)?.internal);
-      await driverFor(net).attach(net, c.netns, ep, { defaultRoute: !hasDefault });
       await d.firewall.container({ ...c, endpoints: { [net.id]: ep }, ports: [] }, networks, 'add');
+      await driverFor(net).attach(net, c.netns, ep, { defaultRoute: !hasDefault });
       await writeEtc(c);
     } catch (e) {
       delete c.endpoints[net.id];
+      if (ep) await d.firewall.container({ ...c, endpoints: { [net.id]: ep }, ports: [] }, networks, 'delete').catch(() => {});
       await driverFor(net).detach(net, c.netns, ep ?? ({ hostIfname: hostVethName(c.id, net.id) } as Endpoint)).catch(() => {});
       await releaseOwner(d.store, net.id, c.id).catch(() => {});
       await d.putContainer(c);

@@ -1,11 +1,13 @@
 /**
  * nftables: transactions and reads. Every write is one `nft -f FILE` = one atomic transaction
- * (nft cannot read a pipe from Node here, so the script goes through a private temp file). Reads
+ * (nft cannot read a pipe from Node here, so the script goes through a private temp file,
+ * weft-nft-PID-RANDOM.nft, removed afterwards; files of dead processes are swept). Reads
  * use `nft -j`. Optionally inside a named network namespace (`ip netns exec NS nft ...`).
  *
  * weft only ever names its own tables here; nothing in this module flushes a ruleset.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KernelError, run, type RunResult } from './exec.js';
@@ -40,12 +42,39 @@ function nftMessage(stderr: string): string {
   return lines.slice(0, 12).join('\n') || 'nft failed';
 }
 
+const TX_FILE = /^weft-nft-(\d+)-[0-9a-f]+\.nft$/;
+let swept = false;
+
+/**
+ * Removes transaction files left by weft processes that died between writing and removing them
+ * (killed mid-apply). Files of live processes are left alone. Once per process, best effort.
+ */
+async function sweepStaleFiles(dir: string): Promise<void> {
+  if (swept) return;
+  swept = true;
+  try {
+    for (const name of await readdir(dir)) {
+      const m = TX_FILE.exec(name);
+      if (!m || Number(m[1]) === process.pid) continue;
+      try {
+        process.kill(Number(m[1]), 0);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ESRCH') await rm(join(dir, name), { force: true });
+      }
+    }
+  } catch {
+    /* best effort */
+  }
+}
+
 /** Applies a script as one atomic transaction: all of it or none of it. */
 export async function nftApply(script: string, opts: NftOptions = {}): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'weft-nft-'));
-  const file = join(dir, 'tx.nft');
+  const dir = tmpdir();
+  await sweepStaleFiles(dir);
+  const file = join(dir, `weft-nft-${process.pid}-${randomBytes(8).toString('hex')}.nft`);
   try {
-    await writeFile(file, script.endsWith('\n') ? script : `${script}\n`, { mode: 0o600 });
+    // wx: a fresh file of our own, never one planted in the shared temp dir
+    await writeFile(file, script.endsWith('\n') ? script : `${script}\n`, { mode: 0o600, flag: 'wx' });
     try {
       await nft(['-f', file], opts);
     } catch (e) {
@@ -55,7 +84,7 @@ export async function nftApply(script: string, opts: NftOptions = {}): Promise<v
       throw e;
     }
   } finally {
-    await rm(dir, { recursive: true, force: true });
+    await rm(file, { force: true });
   }
 }
 
