@@ -20,7 +20,7 @@
  * When the CLI or the API changes, only this file should need to.
  */
 import http from 'node:http';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -128,6 +128,7 @@ export class WeftLab {
   private pid = 0;
   private nodeId = '';
   private upStarted = false;
+  private build = '';
 
   constructor(suffix = 'l', mode: WeftMode = 'cli') {
     this.name = benchName(suffix, 'link'); // short: weft may build link names from it
@@ -164,6 +165,11 @@ export class WeftLab {
     // the node id names the container netns (weft-<node id>-<container>): needed for the leftover check
     const sys = parseJson<{ nodeId?: string }>((await this.api('GET', '/v1/info')).body, 'GET /v1/info');
     this.nodeId = sys.nodeId ?? '';
+    // the tree moves while benches run: say which build the agent was started from
+    const head = (await tryRun('git', ['-C', REPO_ROOT, 'rev-parse', '--short', 'HEAD']))?.stdout.trim() ?? '?';
+    const dirty = (await tryRun('git', ['--no-optional-locks', '-C', REPO_ROOT, 'status', '--porcelain', '--untracked-files=no', '--', 'src']))?.stdout.trim() ? ' (src/ modified)' : '';
+    const built = statSync(join(REPO_ROOT, 'dist', 'cli', 'main.js')).mtime.toISOString().slice(0, 19).replace('T', ' ');
+    this.build = `HEAD ${head}${dirty}, dist built ${built} UTC`;
   }
 
   info(): string[] {
@@ -171,7 +177,7 @@ export class WeftLab {
       this.mode === 'cli'
         ? 'timed: one `bin/weft` CLI process per operation'
         : 'timed: one HTTP request per operation from the bench process to the agent socket (no CLI)';
-    return [`lab ${this.name}, WEFT_HOST=${this.host}, dir ${this.labDir}, agent pid ${this.pid || '?'}, node id ${this.nodeId}; ${how}`];
+    return [`lab ${this.name}, WEFT_HOST=${this.host}, dir ${this.labDir}, agent pid ${this.pid || '?'}, node id ${this.nodeId}; ${how}`, `weft ${this.build}`];
   }
 
   // ---- timed operations: each returns the wall time in ms of the CLI call (cli) or of the request (api) ----
