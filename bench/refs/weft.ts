@@ -20,7 +20,7 @@
  * When the CLI or the API changes, only this file should need to.
  */
 import http from 'node:http';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -28,7 +28,42 @@ import { benchName, runSubdir } from '../lib/ns.js';
 import { pidAlive, rssBytes, run, tryRun, type RunResult } from '../lib/proc.js';
 
 export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** The repository's CLI (availability check, bench/cleanup.ts). The benches run a snapshot of it: see weftBuild(). */
 export const WEFT_BIN = join(REPO_ROOT, 'bin', 'weft');
+
+interface WeftBuild {
+  /** the CLI the labs of this run use */
+  bin: string;
+  /** which build that is, for the report */
+  describe: string;
+}
+let build: WeftBuild | null = null;
+
+/**
+ * The weft build this run uses, taken once: a copy of bin/, dist/ and package.json in the run's
+ * temp dir (node_modules linked), so that a `npm run build` elsewhere while a bench runs cannot
+ * break a CLI call half-way or change the code between configurations. The labs' agents start from
+ * the copy too (the lab runs `../cli/main.js` next to itself). WEFT_BENCH_LIVE=1 uses the tree as is.
+ */
+async function weftBuild(): Promise<WeftBuild> {
+  if (build) return build;
+  const head = (await tryRun('git', ['-C', REPO_ROOT, 'rev-parse', '--short', 'HEAD']))?.stdout.trim() || '?';
+  // --no-optional-locks: never take the index lock (other sessions commit meanwhile)
+  const dirty = (await tryRun('git', ['--no-optional-locks', '-C', REPO_ROOT, 'status', '--porcelain', '--untracked-files=no', '--', 'src']))?.stdout.trim()
+    ? ' (src/ modified)'
+    : '';
+  const built = statSync(join(REPO_ROOT, 'dist', 'cli', 'main.js')).mtime.toISOString().slice(0, 19).replace('T', ' ');
+  if (process.env.WEFT_BENCH_LIVE === '1') {
+    build = { bin: WEFT_BIN, describe: `HEAD ${head}${dirty}, dist built ${built} UTC, run live from the tree` };
+    return build;
+  }
+  const root = runSubdir('weft-build');
+  for (const d of ['bin', 'dist']) cpSync(join(REPO_ROOT, d), join(root, d), { recursive: true });
+  cpSync(join(REPO_ROOT, 'package.json'), join(root, 'package.json'));
+  symlinkSync(join(REPO_ROOT, 'node_modules'), join(root, 'node_modules'));
+  build = { bin: join(root, 'bin', 'weft'), describe: `HEAD ${head}${dirty}, dist built ${built} UTC, run from a copy taken at start (${root})` };
+  return build;
+}
 
 /** null when the weft CLI can run here, else why not. */
 export async function weftAvailable(): Promise<string | null> {
@@ -128,6 +163,7 @@ export class WeftLab {
   private pid = 0;
   private nodeId = '';
   private upStarted = false;
+  private bin = WEFT_BIN;
   private build = '';
 
   constructor(suffix = 'l', mode: WeftMode = 'cli') {
@@ -137,7 +173,7 @@ export class WeftLab {
 
   /** Runs the weft CLI against this lab's agent. */
   weft(args: string[], timeoutMs = 60_000): Promise<RunResult> {
-    return run(WEFT_BIN, args, { timeoutMs, env: { WEFT_HOST: this.host || undefined } });
+    return run(this.bin, args, { timeoutMs, env: { WEFT_HOST: this.host || undefined } });
   }
 
   /** One request to this lab's agent. */
@@ -148,13 +184,16 @@ export class WeftLab {
   async up(): Promise<void> {
     // remember the lab for bench/cleanup.ts before it exists, in case we are killed half-way
     writeFileSync(join(runSubdir('weft'), `lab-${this.name}`), `${this.name}\n`);
+    const b = await weftBuild();
+    this.bin = b.bin;
+    this.build = b.describe;
     this.upStarted = true;
-    await run(WEFT_BIN, ['lab', 'up', this.name], { timeoutMs: 120_000 });
-    const env = (await run(WEFT_BIN, ['lab', 'env', this.name])).stdout;
+    await run(this.bin, ['lab', 'up', this.name], { timeoutMs: 120_000 });
+    const env = (await run(this.bin, ['lab', 'env', this.name])).stdout;
     const m = /WEFT_HOST=["']?([^"'\s]+)/.exec(env);
     if (!m) throw new Error(`weft lab env ${this.name}: no WEFT_HOST in "${env.trim().slice(0, 200)}"`);
     this.host = m[1];
-    const info = parseJson<LabJson | LabJson[]>((await run(WEFT_BIN, ['lab', 'inspect', this.name, '--format', 'json'])).stdout, 'weft lab inspect');
+    const info = parseJson<LabJson | LabJson[]>((await run(this.bin, ['lab', 'inspect', this.name, '--format', 'json'])).stdout, 'weft lab inspect');
     const lab = Array.isArray(info) ? info[0] : info;
     if (!lab?.dir) throw new Error(`weft lab inspect ${this.name}: no .dir`);
     this.labDir = lab.dir;
@@ -165,11 +204,6 @@ export class WeftLab {
     // the node id names the container netns (weft-<node id>-<container>): needed for the leftover check
     const sys = parseJson<{ nodeId?: string }>((await this.api('GET', '/v1/info')).body, 'GET /v1/info');
     this.nodeId = sys.nodeId ?? '';
-    // the tree moves while benches run: say which build the agent was started from
-    const head = (await tryRun('git', ['-C', REPO_ROOT, 'rev-parse', '--short', 'HEAD']))?.stdout.trim() ?? '?';
-    const dirty = (await tryRun('git', ['--no-optional-locks', '-C', REPO_ROOT, 'status', '--porcelain', '--untracked-files=no', '--', 'src']))?.stdout.trim() ? ' (src/ modified)' : '';
-    const built = statSync(join(REPO_ROOT, 'dist', 'cli', 'main.js')).mtime.toISOString().slice(0, 19).replace('T', ' ');
-    this.build = `HEAD ${head}${dirty}, dist built ${built} UTC`;
   }
 
   info(): string[] {
@@ -255,6 +289,6 @@ export class WeftLab {
   async down(): Promise<void> {
     if (!this.upStarted) return;
     this.upStarted = false;
-    await run(WEFT_BIN, ['lab', 'down', this.name], { timeoutMs: 300_000 });
+    await run(this.bin, ['lab', 'down', this.name], { timeoutMs: 300_000 });
   }
 }

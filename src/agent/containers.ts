@@ -99,7 +99,8 @@ export async function createContainer(d: Daemon, req: ContainerCreate): Promise<
     }
     c.ports = await claimPorts(d, id, ports);
     await d.putContainer(c);
-    await d.firewall.container(c, networks, 'add');
+    // the endpoint's elements are in already; published ports need their own (re-adding is a no-op)
+    if (c.ports.length) await d.firewall.container(c, networks, 'add');
     await writeEtc(c);
     c.state.phase = 'created';
     await d.putContainer(c);
