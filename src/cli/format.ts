@@ -2,6 +2,7 @@
  * Output in Docker's habits: padded tables, 12-character ids, "5 seconds ago", port lists like
  * "0.0.0.0:8080->80/tcp", and JSON for programs. Pure functions.
  */
+import { humanDuration } from '../model/duration.js';
 import type { PortBinding } from '../model/types.js';
 
 /** Docker's table layout (tabwriter: min width 10, padding 3), trailing spaces trimmed. */
@@ -47,23 +48,7 @@ export function commandColumn(cmd: readonly string[], noTrunc = false): string {
   return JSON.stringify(noTrunc ? line : ellipsis(line, 20));
 }
 
-/** Docker's (go-units) HumanDuration: "Less than a second", "About a minute", "3 hours"... */
-export function humanDuration(ms: number): string {
-  const seconds = Math.floor(Math.max(ms, 0) / 1000);
-  if (seconds < 1) return 'Less than a second';
-  if (seconds === 1) return '1 second';
-  if (seconds < 60) return `${seconds} seconds`;
-  const minutes = Math.floor(seconds / 60);
-  if (minutes === 1) return 'About a minute';
-  if (minutes < 60) return `${minutes} minutes`;
-  const hours = Math.round(ms / 3_600_000);
-  if (hours === 1) return 'About an hour';
-  if (hours < 48) return `${hours} hours`;
-  if (hours < 24 * 7 * 2) return `${Math.floor(hours / 24)} days`;
-  if (hours < 24 * 30 * 2) return `${Math.floor(hours / 24 / 7)} weeks`;
-  if (hours < 24 * 365 * 2) return `${Math.floor(hours / 24 / 30)} months`;
-  return `${Math.floor(ms / 3_600_000 / 24 / 365)} years`;
-}
+export { humanDuration };
 
 /** "5 seconds ago" for an ISO time; times in the future (clock skew) count as now. */
 export function timeAgo(iso: string, now: number): string {
