@@ -39,6 +39,12 @@ function bind(p: PortBinding): Promise<Holder> {
   });
 }
 
+/** A claim key /weft/ports/<proto>/<port>/<hostIp> back as a binding (container port unknown). */
+export function claimBinding(key: string): PortBinding {
+  const [proto, port, ...ip] = key.slice(K.ports.length).split('/');
+  return { protocol: proto as Protocol, hostPort: Number(port), hostIp: ip.join('/'), containerPort: 0 };
+}
+
 function closeHolder(h: Holder): void {
   if (h instanceof net.Server) h.close();
   else h.close();
@@ -70,10 +76,7 @@ export async function claimPorts(d: Daemon, owner: string, wanted: PortBinding[]
   if (!wanted.length) return [];
   return d.locks.run('ports', async () => {
     const { kvs } = await d.store.range(K.ports);
-    const claims = kvs.map((kv) => {
-      const [proto, port, ...ip] = kv.key.slice(K.ports.length).split('/');
-      return { protocol: proto, hostPort: Number(port), hostIp: ip.join('/'), owner: kv.value };
-    });
+    const claims = kvs.map((kv) => ({ ...claimBinding(kv.key), owner: kv.value }));
     const taken = (p: PortBinding) =>
       claims.find((c) => c.protocol === p.protocol && c.hostPort === p.hostPort && overlapsHost(c.hostIp, p.hostIp));
     const done: PortBinding[] = [];
@@ -86,7 +89,7 @@ export async function claimPorts(d: Daemon, owner: string, wanted: PortBinding[]
           if (other) throw conflict(`port ${describe(p)} is already published by container ${other.owner.slice(0, 12)}; choose another host port`);
           await holdOrExplain(p);
         }
-        claims.push({ protocol: p.protocol, hostPort: p.hostPort, hostIp: p.hostIp, owner });
+        claims.push({ ...p, owner });
         done.push(p);
       }
       const res = await d.store.txn(
@@ -140,10 +143,7 @@ export async function releasePorts(d: Daemon, owner: string): Promise<void> {
   await d.locks.run('ports', async () => {
     const { kvs } = await d.store.range(K.ports);
     const mine = kvs.filter((kv) => kv.value === owner);
-    for (const kv of mine) {
-      const [proto, port, ...ip] = kv.key.slice(K.ports.length).split('/');
-      releaseHold({ protocol: proto as Protocol, hostPort: Number(port), hostIp: ip.join('/'), containerPort: 0 });
-    }
+    for (const kv of mine) releaseHold(claimBinding(kv.key));
     if (mine.length) await d.store.txn([], mine.map((kv) => ({ type: 'delete' as const, key: kv.key })));
   });
 }
@@ -153,8 +153,7 @@ export async function rehold(d: Daemon, owners: Set<string>): Promise<void> {
   const { kvs } = await d.store.range(K.ports);
   for (const kv of kvs) {
     if (!owners.has(kv.value)) continue;
-    const [proto, port, ...ip] = kv.key.slice(K.ports.length).split('/');
-    const p: PortBinding = { protocol: proto as Protocol, hostPort: Number(port), hostIp: ip.join('/'), containerPort: 0 };
+    const p = claimBinding(kv.key);
     if (held.has(holdKey(p))) continue;
     try {
       held.set(holdKey(p), await bind(p));

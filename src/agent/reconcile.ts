@@ -7,7 +7,7 @@
 import { readdir, rm } from 'node:fs/promises';
 import type { Leak } from '../api/schemas.js';
 import type { Container, Network } from '../model/types.js';
-import { linkList, netnsAdd, netnsDelete, netnsExists, netnsList, netnsPids, ipBatch } from '../kernel/net.js';
+import { deleteLinkIfPresent, linkList, netnsAdd, netnsDelete, netnsExists, netnsList, netnsPids } from '../kernel/net.js';
 import { signalGroup } from '../kernel/process.js';
 import { nftListSetElements } from '../kernel/nft.js';
 import { listAllocations, release, releaseNetwork, IPAM_PREFIX } from '../ipam/allocator.js';
@@ -17,7 +17,7 @@ import { removeEtcFiles } from '../runtime/etc.js';
 import { K } from './keys.js';
 import { teardown } from './containers.js';
 import { ensurePredefined } from './networks.js';
-import { rehold } from './ports.js';
+import { claimBinding, rehold } from './ports.js';
 import type { Daemon } from './daemon.js';
 
 const ETC_NETNS = '/etc/netns';
@@ -74,7 +74,7 @@ export async function reconcile(d: Daemon, opts: { repair: boolean }): Promise<L
       note('link', ep.hostIfname, `endpoint of container ${c.name} on network ${net.name} is missing or broken`);
       if (opts.repair) {
         await drv.detach(net, c.netns, ep);
-        await ipBatch([`link del ${ep.ifname}`], c.netns).catch(() => {});
+        await deleteLinkIfPresent(ep.ifname, c.netns);
         await drv.attach(net, c.netns, ep, { defaultRoute: isDefaultNetwork(c, ep.networkId, networks) });
       }
     }
@@ -105,7 +105,7 @@ export async function reconcile(d: Daemon, opts: { repair: boolean }): Promise<L
     const ours = l.ifname === DEFAULT_BRIDGE || l.ifname.startsWith(BRIDGE_PREFIX) || l.ifname.startsWith(VETH_PREFIX);
     if (!ours || wantLinks.has(l.ifname)) continue;
     note('link', l.ifname, l.kind === 'bridge' ? 'bridge of no network' : 'veth of no container');
-    if (opts.repair) await ipBatch([`link del ${l.ifname}`]).catch(() => {});
+    if (opts.repair) await deleteLinkIfPresent(l.ifname);
   }
   const byId = new Map(containers.map((c) => [c.id, c]));
   for (const n of bridges) {
@@ -125,7 +125,8 @@ export async function reconcile(d: Daemon, opts: { repair: boolean }): Promise<L
   }
   for (const kv of (await d.store.range(K.ports)).kvs) {
     if (byId.has(kv.value)) continue;
-    note('port', kv.key.slice(K.ports.length), `published port claimed by ${kv.value.slice(0, 12)}, which no longer exists`);
+    const p = claimBinding(kv.key);
+    note('port', `${p.hostIp || '0.0.0.0'}:${p.hostPort}/${p.protocol}`, `published port claimed by ${kv.value.slice(0, 12)}, which no longer exists`);
     if (opts.repair) await d.store.delete(kv.key);
   }
   for (const dir of await readdir(`${d.opts.stateDir}/containers`).catch(() => [] as string[])) {
