@@ -8,11 +8,11 @@ import type { Container, Endpoint, Network, PortBinding } from '../model/types.j
 import type { ContainerCreate, ContainerView, NetworkConnect } from '../api/schemas.js';
 import { allocate, release, releaseOwner } from '../ipam/allocator.js';
 import { containsIp, familyOf } from '../ipam/cidr.js';
-import { netnsAdd, netnsDelete, netnsPids } from '../kernel/net.js';
+import { netnsAdd, netnsDelete } from '../kernel/net.js';
 import { containerNetns, endpointMac, hostVethName, linkLocalFromMac } from '../drivers/names.js';
 import { driverFor } from '../drivers/index.js';
 import { moveDefaultRoute } from '../drivers/bridge/index.js';
-import { processAlive, signalGroup } from '../kernel/process.js';
+import { killNetnsProcesses, processAlive } from '../kernel/process.js';
 import { startProcess, stopProcess, finalExitCode } from '../runtime/process.js';
 import { writeEtcFiles, removeEtcFiles, renderHosts, renderResolvConf, readHostResolvConf } from '../runtime/etc.js';
 import { badRequest, conflict } from './errors.js';
@@ -267,7 +267,7 @@ export async function teardown(d: Daemon, c: Container): Promise<void> {
   const networks = await d.networks();
   if (c.state.pid) await stopProcess(c.state.pid, c.state.pidStart ?? 0, 0).catch(() => {});
   if (c.netns) {
-    for (const pid of await netnsPids(c.netns).catch(() => [] as number[])) signalGroup(pid, 'SIGKILL');
+    await killNetnsProcesses(c.netns);
   }
   // A complete container's record says where it is attached; a half-made one may have got
   // further than its record, so every bridge network is swept for it (names derive from ids).

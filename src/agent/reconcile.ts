@@ -8,7 +8,7 @@ import { readdir, rm } from 'node:fs/promises';
 import type { Leak } from '../api/schemas.js';
 import type { Container, Network } from '../model/types.js';
 import { deleteLinkIfPresent, linkList, netnsAdd, netnsDelete, netnsExists, netnsList, netnsPids } from '../kernel/net.js';
-import { signalGroup } from '../kernel/process.js';
+import { killNetnsProcesses } from '../kernel/process.js';
 import { nftListSetElements } from '../kernel/nft.js';
 import { listAllocations, release, releaseNetwork, IPAM_PREFIX } from '../ipam/allocator.js';
 import { BRIDGE_PREFIX, VETH_PREFIX, DEFAULT_BRIDGE, netnsPrefix } from '../drivers/names.js';
@@ -61,10 +61,8 @@ export async function reconcile(d: Daemon, opts: { repair: boolean }): Promise<L
     }
     if (c.state.phase !== 'running') {
       // a start interrupted after the process began but before it was recorded
-      for (const pid of await netnsPids(c.netns)) {
-        note('process', String(pid), `process in the namespace of container ${c.name}, which is not running`);
-        if (opts.repair) signalGroup(pid, 'SIGKILL');
-      }
+      const strays = opts.repair ? await killNetnsProcesses(c.netns) : await netnsPids(c.netns);
+      for (const pid of strays) note('process', String(pid), `process in the namespace of container ${c.name}, which is not running`);
     }
     for (const ep of Object.values(c.endpoints)) {
       const net = networks.find((n) => n.id === ep.networkId);
@@ -87,7 +85,7 @@ export async function reconcile(d: Daemon, opts: { repair: boolean }): Promise<L
     if (!ns.startsWith(prefix) || wantNetns.has(ns)) continue;
     note('netns', ns, 'namespace of no container');
     if (opts.repair) {
-      for (const pid of await netnsPids(ns)) signalGroup(pid, 'SIGKILL');
+      await killNetnsProcesses(ns);
       await netnsDelete(ns);
       await removeEtcFiles(ns);
     }

@@ -37,6 +37,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { accessSync, closeSync, constants, existsSync, openSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
+import { netnsPids } from './net.js';
 
 export interface ContainerProcessSpec {
   /** a named netns under /run/netns; absent: the caller's own netns (network mode host) */
@@ -411,4 +412,19 @@ export function spawnExec(spec: ExecSpec): ChildProcess {
   nsenter.push('--', ...spec.cmd);
   const [file, args] = spec.netns ? [bin('ip'), ['netns', 'exec', spec.netns, ...nsenter]] : [nsenter[0], nsenter.slice(1)];
   return spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'], env, cwd: workdir });
+}
+
+/**
+ * SIGKILLs every process in a named netns, and the group each leads: a container's shim group,
+ * but also processes outside it (an exec's child, a daemon that left the group), which would
+ * otherwise keep running in a namespace whose name is gone. Returns the PIDs it found.
+ */
+export async function killNetnsProcesses(netns: string): Promise<number[]> {
+  const pids = await netnsPids(netns).catch(() => [] as number[]);
+  for (const pid of pids) {
+    if (pid <= 1 || pid === process.pid) continue;
+    ignoreEsrch(() => process.kill(-pid, 'SIGKILL'));
+    ignoreEsrch(() => process.kill(pid, 'SIGKILL'));
+  }
+  return pids;
 }

@@ -13,7 +13,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import http from 'node:http';
 import type { LabInfo, LabUpOptions } from './types.js';
-import { ipBatch, netnsAdd, netnsDelete, netnsExists, netnsList, netnsPids } from '../kernel/net.js';
+import { ipBatch, netnsAdd, netnsDelete, netnsExists, netnsList } from '../kernel/net.js';
+import { killNetnsProcesses } from '../kernel/process.js';
 import { runInherit, spawnDaemon } from '../kernel/exec.js';
 import { netnsPrefix } from '../drivers/names.js';
 
@@ -194,20 +195,7 @@ export async function labDown(name: string): Promise<void> {
   }
   const doomed = [hostNs(name), outsideNs(name)];
   if (nodeId) doomed.push(...(await netnsList()).filter((ns) => ns.startsWith(netnsPrefix(nodeId!))));
-  for (const ns of doomed) {
-    for (const pid of await netnsPids(ns).catch(() => [] as number[])) {
-      try {
-        process.kill(-pid, 'SIGKILL');
-      } catch {
-        /* not a group leader */
-      }
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-    }
-  }
+  for (const ns of doomed) await killNetnsProcesses(ns);
   for (const ns of doomed) {
     await netnsDelete(ns);
     await rm(`/etc/netns/${ns}`, { recursive: true, force: true });
