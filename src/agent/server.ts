@@ -20,6 +20,7 @@ import {
 import type { Container, Network } from '../model/types.js';
 import { processAlive, spawnExec } from '../kernel/process.js';
 import { readLogs } from '../runtime/logs.js';
+import { nftListTable } from '../kernel/nft.js';
 import { ApiError, conflict } from './errors.js';
 import { createNetwork, pruneNetworks, removeNetwork } from './networks.js';
 import {
@@ -126,7 +127,7 @@ export async function buildServer(d: Daemon): Promise<FastifyInstance> {
       socket: d.opts.socket,
       nodeId: d.nodeId,
       kernel: os.release(),
-      nftables: true,
+      nftables: (await nftListTable('inet', 'weft')) !== undefined,
     };
   });
 

@@ -164,6 +164,7 @@ export interface SystemInfo {
   socket: string;
   nodeId: string;
   kernel: string;
+  /** weft's nftables tables are loaded in the agent's host namespace */
   nftables: boolean;
 }
 
