@@ -33,10 +33,23 @@ function validateCreate(req: ContainerCreate): void {
     if (i <= 0 || !familyOf(h.slice(i + 1))) throw badRequest(`invalid --add-host "${h}": use NAME:IP`);
   }
   for (const s of req.dns ?? []) if (!familyOf(s)) throw badRequest(`invalid --dns "${s}": give an IP address`);
-  if (req.ipv4 && familyOf(req.ipv4) !== 4) throw badRequest(`invalid --ip "${req.ipv4}": give an IPv4 address`);
-  if (req.ipv6 && familyOf(req.ipv6) !== 6) throw badRequest(`invalid --ip6 "${req.ipv6}": give an IPv6 address`);
+  checkAddresses(req);
   if (req.hostname !== undefined && !/^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,62})$/.test(req.hostname))
     throw badRequest(`invalid hostname "${req.hostname}"`);
+}
+
+type Attachment = { ipv4?: string; ipv6?: string; aliases?: string[] };
+
+/** --ip / --ip6 must be addresses of their family. */
+function checkAddresses(want: Attachment): void {
+  if (want.ipv4 && familyOf(want.ipv4) !== 4) throw badRequest(`invalid --ip "${want.ipv4}": give an IPv4 address`);
+  if (want.ipv6 && familyOf(want.ipv6) !== 6) throw badRequest(`invalid --ip6 "${want.ipv6}": give an IPv6 address`);
+}
+
+/** Static addresses and aliases exist on user-defined networks only, as in Docker. */
+function checkNetworkAllows(net: Network, want: Attachment): void {
+  if ((want.ipv4 || want.ipv6) && net.builtin) throw badRequest('user specified IP address is supported on user defined networks only');
+  if (want.aliases?.length && net.builtin) throw badRequest('network-scoped aliases are supported on user defined networks only');
 }
 
 export async function createContainer(d: Daemon, req: ContainerCreate): Promise<ContainerView> {
@@ -44,10 +57,7 @@ export async function createContainer(d: Daemon, req: ContainerCreate): Promise<
   const networks = await d.networks();
   const netRef = req.network ?? 'bridge';
   const net = await d.resolveNetwork(netRef);
-  const userDefined = !net.builtin;
-  if ((req.ipv4 || req.ipv6) && !userDefined)
-    throw badRequest('user specified IP address is supported on user defined networks only');
-  if (req.aliases?.length && !userDefined) throw badRequest('network-scoped aliases are supported on user defined networks only');
+  checkNetworkAllows(net, req);
   if (net.driver !== 'bridge' && req.ports?.length) throw badRequest(`published ports are not possible with network mode ${net.name}`);
   const ports = normalisePorts(req.ports ?? []);
 
@@ -125,7 +135,7 @@ async function allocateEndpoint(
   d: Daemon,
   c: Container,
   net: Network,
-  want: { ipv4?: string; ipv6?: string; aliases?: string[] },
+  want: Attachment,
 ): Promise<Endpoint> {
   const used = new Set(Object.values(c.endpoints).map((e) => e.ifname));
   let idx = 0;
@@ -305,10 +315,8 @@ export async function connectContainer(d: Daemon, netRef: string, req: NetworkCo
     if (c.config.networkMode === 'none') throw badRequest(`container ${c.name} has network mode none; it cannot be connected to networks`);
     if (net.driver !== 'bridge') throw badRequest(`a container cannot be connected to the ${net.name} network; run it with --network ${net.name}`);
     if (c.endpoints[net.id]) throw conflict(`container ${c.name} is already connected to network ${net.name}`);
-    if ((req.ipv4 || req.ipv6) && net.builtin) throw badRequest('user specified IP address is supported on user defined networks only');
-    if (req.aliases?.length && net.builtin) throw badRequest('network-scoped aliases are supported on user defined networks only');
-    if (req.ipv4 && familyOf(req.ipv4) !== 4) throw badRequest(`invalid --ip "${req.ipv4}": give an IPv4 address`);
-    if (req.ipv6 && familyOf(req.ipv6) !== 6) throw badRequest(`invalid --ip6 "${req.ipv6}": give an IPv6 address`);
+    checkNetworkAllows(net, req);
+    checkAddresses(req);
     const networks = await d.networks();
     let ep: Endpoint | undefined;
     try {
