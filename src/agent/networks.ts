@@ -100,14 +100,7 @@ export async function createNetwork(d: Daemon, req: NetworkCreate): Promise<Netw
       bridge: bridgeName(id),
       builtin: false,
     };
-    const res = await d.store.txn(
-      [{ key: K.networkName(name), target: 'create', op: '=', value: 0 }],
-      [
-        { type: 'put', key: K.networkName(name), value: id },
-        { type: 'put', key: K.network(id), value: JSON.stringify(net) },
-      ],
-    );
-    if (!res.succeeded) throw conflict(`network with name ${name} already exists`);
+    if (!(await claimNetwork(d, net))) throw conflict(`network with name ${name} already exists`);
     try {
       await driverFor(net).ensureNetwork(net);
       await d.firewall.full();
@@ -188,12 +181,18 @@ export async function ensurePredefined(d: Daemon): Promise<void> {
         ipv4Pools: BRIDGE_IPV4_POOLS,
       });
     }
-    await d.store.txn(
-      [{ key: K.networkName(name), target: 'create', op: '=', value: 0 }],
-      [
-        { type: 'put', key: K.networkName(name), value: id },
-        { type: 'put', key: K.network(id), value: JSON.stringify(net) },
-      ],
-    );
+    await claimNetwork(d, net);
   }
+}
+
+/** Writes a network and claims its name in one transaction; false if the name is taken. */
+async function claimNetwork(d: Daemon, net: Network): Promise<boolean> {
+  const res = await d.store.txn(
+    [{ key: K.networkName(net.name), target: 'create', op: '=', value: 0 }],
+    [
+      { type: 'put', key: K.networkName(net.name), value: net.id },
+      { type: 'put', key: K.network(net.id), value: JSON.stringify(net) },
+    ],
+  );
+  return res.succeeded;
 }
