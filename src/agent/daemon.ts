@@ -123,12 +123,19 @@ export class Daemon {
     for (const fn of list) fn();
   }
 
-  waitStopped(id: string): Promise<void> {
-    return new Promise((resolve) => {
-      const list = this.waiters.get(id) ?? [];
-      list.push(resolve);
-      this.waiters.set(id, list);
-    });
+  /** A promise for the container's next stop, and a cancel that forgets the waiter. */
+  waitStopped(id: string): { stopped: Promise<void>; cancel: () => void } {
+    let done!: () => void;
+    const stopped = new Promise<void>((resolve) => (done = resolve));
+    const list = this.waiters.get(id) ?? [];
+    list.push(done);
+    this.waiters.set(id, list);
+    const cancel = () => {
+      const rest = (this.waiters.get(id) ?? []).filter((fn) => fn !== done);
+      if (rest.length) this.waiters.set(id, rest);
+      else this.waiters.delete(id);
+    };
+    return { stopped, cancel };
   }
 }
 

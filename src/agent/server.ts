@@ -178,9 +178,11 @@ export async function buildServer(d: Daemon): Promise<FastifyInstance> {
   });
   app.post('/v1/containers/:ref/wait', { schema: { params: Ref } }, async (req) => {
     const c = await d.resolveContainer(req.params.ref);
+    // register before reading the state, so a stop in between is not missed
     const waiting = d.waitStopped(c.id);
     const now = await d.getContainer(c.id);
-    if (now && now.state.phase === 'running') await waiting;
+    if (now && now.state.phase === 'running') await waiting.stopped;
+    else waiting.cancel();
     const after = await d.getContainer(c.id);
     return { exitCode: after?.state.exitCode ?? now?.state.exitCode ?? 0 };
   });
