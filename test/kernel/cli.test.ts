@@ -23,6 +23,12 @@ describe('cli and api', () => {
   });
   after(async () => lab?.down());
 
+  /** names from `network ls --format json`, sorted, with -f filters */
+  const networkNames = async (...filters: string[]): Promise<string[]> =>
+    JSON.parse(await lab.ok('network', 'ls', '--format', 'json', ...filters.flatMap((x) => ['-f', x])))
+      .map((n: { name: string }) => n.name)
+      .sort();
+
   it('serves the API on a 0600 unix socket with an OpenAPI document', async () => {
     assert.equal(statSync(lab.socket).mode & 0o777, 0o600);
     const doc = await get(lab.socket, '/openapi.json');
@@ -32,15 +38,14 @@ describe('cli and api', () => {
   });
 
   it('has the predefined networks, which cannot be removed', async () => {
-    const names = (await lab.ok('network', 'ls', '--format', 'json')) && JSON.parse(await lab.ok('network', 'ls', '--format', 'json')).map((n: { name: string }) => n.name);
-    assert.deepEqual(names.sort(), ['bridge', 'host', 'none']);
+    assert.deepEqual(await networkNames(), ['bridge', 'host', 'none']);
     assert.notEqual((await lab.weft('network', 'rm', 'none')).code, 0);
   });
 
   it('lists and filters networks by name, driver, label and id; inspects by id prefix', async () => {
     await lab.ok('network', 'create', '--label', 'team=red', 'red-net');
     await lab.ok('network', 'create', '--label', 'team=blue', 'blue-net');
-    const q = async (...f: string[]) => (await lab.ok('network', 'ls', '--format', 'json', ...f.flatMap((x) => ['-f', x]))) && JSON.parse(await lab.ok('network', 'ls', '--format', 'json', ...f.flatMap((x) => ['-f', x]))).map((n: { name: string }) => n.name).sort();
+    const q = (...f: string[]) => networkNames(...f);
     assert.deepEqual(await q('label=team=red'), ['red-net']);
     assert.deepEqual(await q('label=team'), ['blue-net', 'red-net']);
     assert.deepEqual(await q('name=blue'), ['blue-net']);
@@ -52,7 +57,8 @@ describe('cli and api', () => {
     assert.equal(both.code, 1);
     assert.equal(JSON.parse(both.stdout).length, 1, 'prints the ones it found');
     assert.match(both.stderr, /no such network: missing-net/);
-    assert.deepEqual(JSON.parse(await lab.ok('network', 'prune', '-f').then(() => lab.ok('network', 'ls', '--format', 'json'))).map((n: { name: string }) => n.name).sort(), ['bridge', 'host', 'none']);
+    await lab.ok('network', 'prune', '-f');
+    assert.deepEqual(await networkNames(), ['bridge', 'host', 'none']);
   });
 
   it('gives dual-stack networks IPv6 addresses that work, and honours static addresses', async () => {
