@@ -3,7 +3,6 @@
  * and out, framed streams (logs, exec) and NDJSON streams (events). Errors come back as ApiError
  * (the agent answered with a status >= 400) or ConnectError (no agent on that socket).
  */
-import http from 'node:http';
 import type { IncomingMessage } from 'node:http';
 import { oneLine } from './errors.js';
 
@@ -182,13 +181,18 @@ export class Client {
       const headers: Record<string, string | number> = { accept: 'application/json' };
       if (payload) headers['content-type'] = 'application/json';
       if (method !== 'GET') headers['content-length'] = payload?.length ?? 0;
-      const req = http.request(
+      // node:http is fetched at the first request, not imported: Node 20 cannot build it into the
+      // CLI's startup snapshot (see src/cli/snapshot.ts).
+      const req = process.getBuiltinModule('node:http').request(
         {
           socketPath: this.socketPath,
           path: withQuery(path, opts.query),
           method,
           headers,
           agent: false,
+          // no TLS here: an empty servername spares node's net.isIP check of the host, whose
+          // IPv6 regular expression costs ~7 ms to compile on every CLI call
+          servername: '',
           signal: opts.signal,
         },
         (res) => {

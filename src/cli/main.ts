@@ -81,7 +81,7 @@ export function processIo(): Io {
     now: () => Date.now(),
     async readLine() {
       if (!lines) {
-        const { createInterface } = await import('node:readline');
+        const { createInterface } = process.getBuiltinModule('node:readline');
         lines = createInterface({ input: process.stdin, terminal: false })[Symbol.asyncIterator]();
       }
       const next = await lines.next();
@@ -108,12 +108,14 @@ function isEntry(): boolean {
   }
 }
 
-if (isEntry()) {
+/** Runs the CLI as the process: `weft ARGS...` (the ESM entry below and the startup snapshot). */
+export function runProcess(args: string[]): void {
   // `weft ps | head -1`: a closed pipe ends the command quietly.
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code === 'EPIPE') process.exit(0);
     throw err;
   });
-  const code = await main(process.argv.slice(2), processIo());
-  process.exit(code);
+  void main(args, processIo()).then((code) => process.exit(code));
 }
+
+if (isEntry()) runProcess(process.argv.slice(2));
