@@ -60,6 +60,9 @@ export async function createContainer(d: Daemon, req: ContainerCreate): Promise<
   checkNetworkAllows(net, req);
   if (net.driver !== 'bridge' && req.ports?.length) throw badRequest(`published ports are not possible with network mode ${net.name}`);
   const ports = normalisePorts(req.ports ?? []);
+  if (req.autoRemove && req.restart && req.restart.name !== 'no') {
+    throw badRequest(`conflicting options: restart policy ${req.restart.name} and auto-remove (--rm)`);
+  }
 
   const id = newId();
   const name = req.name ?? (await uniqueRandomName(d));
@@ -78,6 +81,7 @@ export async function createContainer(d: Daemon, req: ContainerCreate): Promise<
       networkMode: net.driver === 'bridge' ? net.name : net.driver,
       extraHosts: req.extraHosts ?? [],
       dns: req.dns ?? [],
+      autoRemove: req.autoRemove || undefined,
     },
     state: { phase: 'creating', restartCount: 0, stoppedByUser: false },
     netns: net.driver === 'host' ? undefined : containerNetns(d.nodeId, id),
@@ -213,11 +217,20 @@ export async function launch(d: Daemon, c: Container): Promise<void> {
 
 export async function stopContainer(d: Daemon, ref: string, timeoutSec = 10): Promise<ContainerView> {
   const c0 = await d.resolveContainer(ref);
-  return d.locks.run(c0.id, async () => {
+  const view = await d.locks.run(c0.id, async () => {
     const c = (await d.getContainer(c0.id))!;
     await stopLocked(d, c, timeoutSec);
     return d.containerView(c);
   });
+  if (view.config.autoRemove) await autoRemove(d, view.id);
+  return view;
+}
+
+/** run --rm: removes a container that has exited (a no-op if it runs again or is gone). */
+export async function autoRemove(d: Daemon, id: string): Promise<void> {
+  const c = await d.getContainer(id);
+  if (!c?.config.autoRemove || c.state.phase !== 'exited') return;
+  await removeContainer(d, id, false).catch((e) => d.log.warn({ err: String(e), id }, 'auto-remove failed'));
 }
 
 async function stopLocked(d: Daemon, c: Container, timeoutSec: number): Promise<void> {

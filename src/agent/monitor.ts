@@ -5,7 +5,7 @@
 import type { Container } from '../model/types.js';
 import { processAlive } from '../kernel/process.js';
 import { finalExitCode } from '../runtime/process.js';
-import { launch, markExited } from './containers.js';
+import { autoRemove, launch, markExited } from './containers.js';
 import type { Daemon } from './daemon.js';
 
 export function wantsRestart(c: Container): boolean {
@@ -32,6 +32,7 @@ export class Monitor {
   async resume(): Promise<void> {
     for (const c of await this.d.containers()) {
       if (c.state.phase === 'exited' && wantsRestart(c)) this.schedule(c.id, 0);
+      else if (c.state.phase === 'exited') await autoRemove(this.d, c.id);
     }
   }
 
@@ -61,16 +62,18 @@ export class Monitor {
 
   private async exited(id: string): Promise<void> {
     const d = this.d;
-    await d.locks.run(id, async () => {
+    const restart = await d.locks.run(id, async () => {
       const c = await d.getContainer(id);
-      if (!c || c.state.phase !== 'running' || !c.state.pid || processAlive(c.state.pid, c.state.pidStart ?? 0)) return;
+      if (!c || c.state.phase !== 'running' || !c.state.pid || processAlive(c.state.pid, c.state.pidStart ?? 0)) return false;
       markExited(c, await finalExitCode(d.containerDir(id)));
       await d.putContainer(c);
       d.events.emit('container', 'die', c.id, c.name, { exitCode: String(c.state.exitCode) });
       d.notifyStopped(c.id);
-      if (!wantsRestart(c)) return;
+      if (!wantsRestart(c)) return false;
       this.schedule(id, Math.min(100 * 2 ** c.state.restartCount, 5000));
+      return true;
     });
+    if (!restart) await autoRemove(d, id);
   }
 
   private async restart(id: string): Promise<void> {

@@ -127,6 +127,8 @@ export const ContainerCreate = Type.Object(
     aliases: Type.Optional(Type.Array(Type.String())),
     extraHosts: Type.Optional(Type.Array(Type.String())),
     dns: Type.Optional(Type.Array(Type.String())),
+    /** remove the container once it has exited or been stopped (run --rm) */
+    autoRemove: Type.Optional(Type.Boolean()),
     /** default true: create and start (run -d); false: create only */
     start: Type.Optional(Type.Boolean()),
   },

@@ -3,7 +3,7 @@
  * and out, framed streams (logs, exec) and NDJSON streams (events). Errors come back as ApiError
  * (the agent answered with a status >= 400) or ConnectError (no agent on that socket).
  */
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, RequestOptions as HttpRequestOptions } from 'node:http';
 import { oneLine } from './errors.js';
 
 /** The agent answered with an error: its status and its one-line message. */
@@ -181,20 +181,21 @@ export class Client {
       const headers: Record<string, string | number> = { accept: 'application/json' };
       if (payload) headers['content-type'] = 'application/json';
       if (method !== 'GET') headers['content-length'] = payload?.length ?? 0;
+      const options: HttpRequestOptions & { servername: string } = {
+        socketPath: this.socketPath,
+        path: withQuery(path, opts.query),
+        method,
+        headers,
+        agent: false,
+        // no TLS here: an empty servername spares node's net.isIP check of the host, whose
+        // IPv6 regular expression costs ~7 ms to compile on every CLI call
+        servername: '',
+        signal: opts.signal,
+      };
       // node:http is fetched at the first request, not imported: Node 20 cannot build it into the
       // CLI's startup snapshot (see src/cli/snapshot.ts).
       const req = process.getBuiltinModule('node:http').request(
-        {
-          socketPath: this.socketPath,
-          path: withQuery(path, opts.query),
-          method,
-          headers,
-          agent: false,
-          // no TLS here: an empty servername spares node's net.isIP check of the host, whose
-          // IPv6 regular expression costs ~7 ms to compile on every CLI call
-          servername: '',
-          signal: opts.signal,
-        },
+        options,
         (res) => {
           const status = res.statusCode ?? 0;
           if (status >= 400) {

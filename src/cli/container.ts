@@ -227,20 +227,17 @@ export interface ContainerCommandsOptions {
 export function registerContainerCommands(parent: Command, ctx: Ctx, { group }: ContainerCommandsOptions): void {
   addCreateOptions(parent.command('run').description('Create and run a container (in the foreground unless -d)'))
     .option('-d, --detach', 'run in the background and print the container id')
-    .option('--rm', 'remove the container when it exits (foreground only)')
+    .option('--rm', 'remove the container when it exits')
     .action(async (cmd: string[], opts: RunOptions) => {
       let req: ContainerCreate;
       try {
         req = containerCreateRequest(cmd, opts, ctx.io.env);
-        if (opts.rm && opts.detach) {
-          throw new CliError('--rm with -d is not supported yet: the agent has no auto-remove; run in the foreground or remove it later');
-        }
       } catch (err) {
         throw as125(err);
       }
       if (opts.detach) {
         try {
-          const created = await ctx.client().post<ContainerView>('/v1/containers', { ...req, start: true });
+          const created = await ctx.client().post<ContainerView>('/v1/containers', { ...req, autoRemove: opts.rm || undefined, start: true });
           ctx.line(created.id);
         } catch (err) {
           throw as125(err);

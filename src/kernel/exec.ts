@@ -40,7 +40,21 @@ export function childEnv(extra?: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   return env;
 }
 
+/** WEFT_TRACE_KERNEL=1: every command and how long it took, on stderr (the agent's log). */
+const trace = process.env.WEFT_TRACE_KERNEL === '1';
+
 export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
+  if (!trace) return runOnce(cmd, args, opts);
+  const t0 = performance.now();
+  const done = (): void => {
+    process.stderr.write(`weft kernel: ${(performance.now() - t0).toFixed(1)} ms ${cmd} ${args.join(' ')}\n`);
+  };
+  const p = runOnce(cmd, args, opts);
+  p.then(done, done);
+  return p;
+}
+
+function runOnce(cmd: string, args: string[], opts: RunOptions): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, {
       stdio: ['pipe', 'pipe', 'pipe'],

@@ -83,6 +83,8 @@ export interface ContainerConfig {
   /** extra /etc/hosts lines: "name:ip" */
   extraHosts: string[];
   dns: string[];
+  /** run --rm: the agent removes the container once it has exited (or been stopped) */
+  autoRemove?: boolean;
 }
 
 /**

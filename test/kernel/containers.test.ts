@@ -78,6 +78,21 @@ describe('containers', () => {
     await lab.ok('rm', '-f', 'flaky', 'phoenix');
   });
 
+  it('removes a detached --rm container when it exits or is stopped, with its address', async () => {
+    await lab.ok('run', '-d', '--rm', '--name', 'brief', '--network', 'apps', 'sh', '-c', 'sleep 0.3');
+    const ip = (await lab.inspect('brief')).networks.apps.ipv4!;
+    await eventually(async () => !(await lab.ok('ps', '-a', '-q', '-f', 'name=brief')).trim(), 10_000, 'brief removed');
+    await lab.ok('run', '-d', '--rm', '--name', 'halted', '--network', 'apps', 'sleep', '600');
+    await lab.ok('stop', '-t', '1', 'halted');
+    assert.equal((await lab.ok('ps', '-a', '-q', '-f', 'name=halted')).trim(), '', 'stop removes it');
+    // the address went back to the pool: a static request for it succeeds
+    await lab.ok('run', '-d', '--name', 'heir', '--network', 'apps', '--ip', ip, 'sleep', '600');
+    await lab.ok('rm', '-f', 'heir');
+    const conflict = await lab.weft('run', '-d', '--rm', '--restart', 'always', 'sleep', '1');
+    assert.equal(conflict.code, 125);
+    assert.match(conflict.stderr, /conflicting options: restart policy always and auto-remove/);
+  });
+
   it('runs with --network host in the host namespace and --network none with loopback only', async () => {
     const host = await lab.weft('run', '--rm', '--network', 'host', 'ip', '-br', 'addr');
     assert.match(host.stdout, new RegExp(lab.hostAddress.replace(/\./g, '\\.')));
