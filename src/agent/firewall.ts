@@ -87,6 +87,7 @@ export async function buildModel(d: Daemon): Promise<FirewallModel> {
         subnets6: n.subnets.filter((s) => s.family === 6).map((s) => s.subnet),
         internal: n.internal,
         icc: n.icc,
+        dns: hasEmbeddedDns(n) ? n.subnets.map((s) => s.gateway) : [],
       })),
     endpoints: [],
     ports: [],
@@ -97,6 +98,11 @@ export async function buildModel(d: Daemon): Promise<FirewallModel> {
     model.ports.push(...m.ports);
   }
   return model;
+}
+
+/** User-defined bridge networks have weft's embedded DNS on their gateways; the predefined bridge has not (as in Docker). */
+export function hasEmbeddedDns(n: Network): boolean {
+  return n.driver === 'bridge' && !n.builtin;
 }
 
 /** The firewall's view of one container: its endpoints and its published ports. */

@@ -6,6 +6,8 @@ export interface AgentOptions {
   /** 'sqlite' or etcd://HOST:PORT */
   store: string;
   logLevel?: string;
+  /** resolvers the embedded DNS forwards to; default: the host's resolv.conf */
+  dnsUpstreams?: { host: string; port: number }[];
 }
 
 export const DEFAULT_STATE_DIR = '/var/lib/weft';

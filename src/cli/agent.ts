@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { DEFAULT_SOCKET, DEFAULT_STATE_DIR, type AgentOptions } from '../agent/options.js';
 import type { Ctx } from './context.js';
-import { parseLogLevel, parseStoreSpec } from './options.js';
+import { parseDnsUpstream, parseLogLevel, parseStoreSpec } from './options.js';
 
 export interface AgentFlags {
   stateDir: string;
@@ -10,6 +10,7 @@ export interface AgentFlags {
   netns?: string;
   store: string;
   logLevel?: string;
+  dnsUpstream?: string[];
 }
 
 export function agentOptions(flags: AgentFlags): AgentOptions {
@@ -20,6 +21,7 @@ export function agentOptions(flags: AgentFlags): AgentOptions {
   };
   if (flags.netns !== undefined) opts.netns = flags.netns;
   if (flags.logLevel !== undefined) opts.logLevel = parseLogLevel(flags.logLevel);
+  if (flags.dnsUpstream?.length) opts.dnsUpstreams = flags.dnsUpstream.map(parseDnsUpstream);
   return opts;
 }
 
@@ -32,6 +34,11 @@ export function registerAgent(program: Command, _ctx: Ctx): void {
     .option('--netns <name>', 'run inside this network namespace')
     .option('--store <store>', 'sqlite or etcd://HOST:PORT', 'sqlite')
     .option('--log-level <level>', 'trace, debug, info, warn, error, fatal or silent')
+    .option(
+      '--dns-upstream <addr>',
+      "a resolver for names the embedded DNS does not know (repeatable; default: the host's resolv.conf)",
+      (v: string, prev: string[] = []) => [...prev, v],
+    )
     .action(async (flags: AgentFlags) => {
       const opts = agentOptions(flags);
       const { runAgent } = await import('../agent/index.js');

@@ -14,6 +14,7 @@ import {
   parseLogLevel,
   parseRestart,
   parseStoreSpec,
+  parseDnsUpstream,
   parseTail,
 } from './options.js';
 
@@ -143,6 +144,15 @@ describe('other values', () => {
     assert.throws(() => parseStoreSpec('etcd://host'), /use sqlite or etcd:\/\/HOST:PORT/);
     assert.throws(() => parseStoreSpec('etcd://host:0'), /invalid --store/);
     assert.throws(() => parseStoreSpec('postgres'), /invalid --store 'postgres'/);
+  });
+  it('--dns-upstream', () => {
+    assert.deepEqual(parseDnsUpstream('198.18.1.1'), { host: '198.18.1.1', port: 53 });
+    assert.deepEqual(parseDnsUpstream('127.0.0.1:5353'), { host: '127.0.0.1', port: 5353 });
+    assert.deepEqual(parseDnsUpstream('[fd00::1]:53'), { host: 'fd00::1', port: 53 });
+    assert.deepEqual(parseDnsUpstream('fd00::1'), { host: 'fd00::1', port: 53 });
+    assert.throws(() => parseDnsUpstream('dns.example'), /invalid --dns-upstream 'dns.example'/);
+    assert.throws(() => parseDnsUpstream('1.2.3.4:0'), /invalid --dns-upstream/);
+    assert.throws(() => parseDnsUpstream('1.2.3.999'), /invalid --dns-upstream/);
   });
   it('--log-level', () => {
     assert.equal(parseLogLevel('debug'), 'debug');

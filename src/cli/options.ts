@@ -181,6 +181,17 @@ export function parseStoreSpec(value: string): string {
   throw new CliError(`invalid --store '${value}': use sqlite or etcd://HOST:PORT`);
 }
 
+/** --dns-upstream: IP, IP:PORT or [IPv6]:PORT (port 53 by default). */
+export function parseDnsUpstream(value: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+))(?::(\d{1,5}))?$/.exec(value) ?? (isIPv6(value) ? [value, value] : null);
+  const host = m?.[1] ?? m?.[2];
+  const port = m?.[3] === undefined ? 53 : Number(m[3]);
+  if (!host || isIP(host) === 0 || port < 1 || port > 65535) {
+    throw new CliError(`invalid --dns-upstream '${value}': use IP, IP:PORT or [IPv6]:PORT`);
+  }
+  return { host, port };
+}
+
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 
 export function parseLogLevel(value: string): string {

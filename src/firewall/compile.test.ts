@@ -19,7 +19,7 @@ import { replaceTableScript } from '../kernel/nft.js';
 // ---- a small model and the exact text it compiles to ----
 
 const SMALL: FirewallModel = {
-  networks: [{ bridge: 'wbr1', subnets4: ['10.1.0.0/24'], subnets6: ['fd00:1::/64'], internal: false, icc: true }],
+  networks: [{ bridge: 'wbr1', subnets4: ['10.1.0.0/24'], subnets6: ['fd00:1::/64'], internal: false, icc: true, dns: ['10.1.0.1'] }],
   endpoints: [{ hostIfname: 'wv1', mac: '02:42:0A:01:00:02', ipv4: '10.1.0.2', ipv6: 'fd00:1::2', linkLocal6: 'fe80::42:aff:fe01:2' }],
   ports: [{ family: 4, protocol: 'tcp', hostPort: 8080, targetIp: '10.1.0.2', targetPort: 80 }],
 };
@@ -164,6 +164,23 @@ const SMALL_INET = `  comment "weft: forwarding filter, masquerade, published po
     type ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service
   }
 
+  set dns4 {
+    type ipv4_addr
+    elements = {
+      10.1.0.1
+    }
+  }
+
+  set dns6 {
+    type ipv6_addr
+  }
+
+  chain input {
+    type filter hook input priority filter; policy accept;
+    meta l4proto { tcp, udp } th dport 53 ip daddr @dns4 iifname != @bridges counter drop
+    meta l4proto { tcp, udp } th dport 53 ip6 daddr @dns6 iifname != @bridges counter drop
+  }
+
   chain forward {
     type filter hook forward priority filter; policy accept;
     iifname . oifname vmap @intra-bridge
@@ -262,7 +279,14 @@ function bigModel(): FirewallModel {
   const endpoints: FwEndpoint[] = [];
   const ports: FwPort[] = [];
   for (let n = 1; n <= 5; n++) {
-    networks.push({ bridge: `wbr${n}`, subnets4: [`10.${n}.0.0/24`], subnets6: n % 2 ? [`fd00:${n}::/64`] : [], internal: n === 4, icc: n !== 2 });
+    networks.push({
+      bridge: `wbr${n}`,
+      subnets4: [`10.${n}.0.0/24`],
+      subnets6: n % 2 ? [`fd00:${n}::/64`] : [],
+      internal: n === 4,
+      icc: n !== 2,
+      dns: n % 2 ? [`10.${n}.0.1`, `fd00:${n}::1`] : [`10.${n}.0.1`],
+    });
     for (let h = 2; h <= 8; h++) {
       const hex = h.toString(16).padStart(2, '0');
       endpoints.push({

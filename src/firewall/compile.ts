@@ -56,6 +56,8 @@ export const INET_SETS: readonly SetDecl[] = [
   { name: 'publish4-addr', type: 'type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service' },
   { name: 'publish6', type: 'type inet_proto . inet_service : ipv6_addr . inet_service' },
   { name: 'publish6-addr', type: 'type ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service' },
+  { name: 'dns4', type: 'type ipv4_addr' },
+  { name: 'dns6', type: 'type ipv6_addr' },
 ];
 
 /** Priority of the bridge prerouting chain: before br_netfilter (0) and anything at filter (-200). */
@@ -91,7 +93,13 @@ const BRIDGE_CHAINS = `  chain prerouting {
   }
 `;
 
-const INET_CHAINS = `  chain forward {
+const INET_CHAINS = `  chain input {
+    type filter hook input priority filter; policy accept;
+    meta l4proto { tcp, udp } th dport 53 ip daddr @dns4 iifname != @bridges counter drop
+    meta l4proto { tcp, udp } th dport 53 ip6 daddr @dns6 iifname != @bridges counter drop
+  }
+
+  chain forward {
     type filter hook forward priority filter; policy accept;
     iifname . oifname vmap @intra-bridge
     iifname @internal counter drop
@@ -223,6 +231,8 @@ function networkSets(n: FwNetwork): SetElements {
     subnets6: n.subnets6,
     masq4: n.internal ? [] : n.subnets4,
     masq6: n.internal ? [] : n.subnets6,
+    dns4: (n.dns ?? []).filter((a) => !a.includes(':')),
+    dns6: (n.dns ?? []).filter((a) => a.includes(':')),
   };
 }
 

@@ -19,6 +19,8 @@ export interface FwNetwork {
   internal: boolean;
   /** containers on this bridge may talk to each other */
   icc: boolean;
+  /** addresses (the bridge's gateways) where weft's embedded DNS answers this network's containers */
+  dns?: string[];
 }
 
 export interface FwEndpoint {
@@ -181,6 +183,7 @@ export function normalizeNetwork(n: FwNetwork, field = 'network'): FwNetwork {
     subnets6: uniqueSorted(n.subnets6.map((s, k) => normalizeCidr(s, 6, `${field}.subnets6[${k}]`))),
     internal: Boolean(n.internal),
     icc: Boolean(n.icc),
+    dns: uniqueSorted((n.dns ?? []).map((a, k) => normalizeIp(a, a.includes(':') ? 6 : 4, `${field}.dns[${k}]`))),
   };
 }
 

@@ -149,6 +149,10 @@ async function startLabAgent(info: LabInfo): Promise<void> {
     info.socket,
     '--store',
     info.store,
+    // the outside namespace stands for the world: its address is the lab's resolver (a test may
+    // run one there); the machine's own resolvers are never used from a lab
+    '--dns-upstream',
+    info.outsideAddress,
   ];
   const log = path.join(info.dir, 'agent.log');
   const pid = spawnDaemon('nsenter', args, log);
