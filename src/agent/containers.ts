@@ -14,7 +14,8 @@ import { driverFor } from '../drivers/index.js';
 import { moveDefaultRoute } from '../drivers/bridge/index.js';
 import { killNetnsProcesses, processAlive } from '../kernel/process.js';
 import { startProcess, stopProcess, finalExitCode } from '../runtime/process.js';
-import { writeEtcFiles, removeEtcFiles, renderHosts, renderResolvConf, readHostResolvConf } from '../runtime/etc.js';
+import { writeEtcFiles, removeEtcFiles, renderHosts, renderResolvConf, resolvConfOptions } from '../runtime/etc.js';
+import { embeddedNameserver } from './dns.js';
 import { badRequest, conflict } from './errors.js';
 import { K } from './keys.js';
 import { newId, ipamToApi } from './networks.js';
@@ -115,7 +116,7 @@ export async function createContainer(d: Daemon, req: ContainerCreate): Promise<
     await d.putContainer(c);
     // the endpoint's elements are in already; published ports need their own (re-adding is a no-op)
     if (c.ports.length) await d.firewall.container(c, networks, 'add');
-    await writeEtc(c);
+    await writeEtc(d, c, networks);
     c.state.phase = 'created';
     await d.putContainer(c);
   } catch (e) {
@@ -172,11 +173,20 @@ async function allocateEndpoint(
 
 
 /** /etc/hosts and /etc/resolv.conf of the container (bound by `ip netns exec`). */
-async function writeEtc(c: Container): Promise<void> {
+/**
+ * /etc/hosts, resolv.conf and hostname of the container. On a user-defined network its resolver is
+ * weft's embedded DNS at that network's gateway (which forwards what it does not know to --dns
+ * servers, else the agent's upstreams); elsewhere, its --dns servers or the host's, as in Docker.
+ */
+async function writeEtc(d: Daemon, c: Container, networks: Network[]): Promise<void> {
   if (!c.netns) return;
   const addrs = Object.values(c.endpoints).flatMap((e) => [e.ipv4, e.ipv6].filter((x): x is string => !!x));
   const hosts = renderHosts({ hostname: c.config.hostname, names: [c.name], addresses: addrs, extraHosts: c.config.extraHosts });
-  const resolvConf = renderResolvConf({ dns: c.config.dns.length ? c.config.dns : undefined }, await readHostResolvConf());
+  const embedded = embeddedNameserver(c, networks);
+  const host = await d.hostResolvConf();
+  const resolvConf = embedded
+    ? renderResolvConf({ dns: [embedded], options: [...resolvConfOptions(host).filter((o) => !o.startsWith('ndots:')), 'ndots:0'] }, host)
+    : renderResolvConf({ dns: c.config.dns.length ? c.config.dns : undefined }, host);
   await writeEtcFiles(c.netns, { hosts, resolvConf, hostname: c.config.hostname });
 }
 
@@ -339,7 +349,7 @@ export async function connectContainer(d: Daemon, netRef: string, req: NetworkCo
       const hasDefault = Object.values(c.endpoints).some((e) => e !== ep && !networks.find((n) => n.id === e.networkId)?.internal);
       await d.firewall.container({ ...c, endpoints: { [net.id]: ep }, ports: [] }, networks, 'add');
       await driverFor(net).attach(net, c.netns, ep, { defaultRoute: !hasDefault });
-      await writeEtc(c);
+      await writeEtc(d, c, networks);
     } catch (e) {
       delete c.endpoints[net.id];
       if (ep) await d.firewall.container({ ...c, endpoints: { [net.id]: ep }, ports: [] }, networks, 'delete').catch(() => {});
@@ -375,7 +385,7 @@ export async function disconnectContainer(d: Daemon, netRef: string, containerRe
       .map((e) => ({ e, n: networks.find((n) => n.id === e.networkId) }))
       .find((x) => x.n && !x.n.internal);
     if (next && c.netns) await moveDefaultRoute(c.netns, next.n!, next.e).catch(() => {});
-    await writeEtc(c);
+    await writeEtc(d, c, networks);
     d.events.emit('network', 'disconnect', net.id, net.name, { container: c.id });
     return d.containerView(c, networks);
   });

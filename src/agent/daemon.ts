@@ -14,6 +14,8 @@ import { K } from './keys.js';
 import { notFound, badRequest } from './errors.js';
 import { FirewallQueue } from './firewall.js';
 import { describeStatus } from './status.js';
+import type { DnsController, Upstream } from './dns.js';
+import { readHostResolvConf } from '../runtime/etc.js';
 
 export interface NodeIdentity {
   /** 6 hex characters: tells this agent's kernel objects from other agents' on the same machine */
@@ -26,12 +28,16 @@ export interface DaemonOptions extends NodeIdentity {
   stateDir: string;
   socket: string;
   storeSpec: string;
+  /** --dns-upstream: used instead of the host's resolv.conf nameservers */
+  dnsUpstreams?: Upstream[];
 }
 
 export class Daemon {
   readonly events = new EventBus();
   readonly locks = new KeyedLock();
   readonly firewall: FirewallQueue;
+  /** the embedded DNS (absent in unit tests that build a bare Daemon) */
+  dns?: DnsController;
   /** resolvers waiting for a container to stop running */
   readonly waiters = new Map<string, Array<() => void>>();
 
@@ -49,6 +55,16 @@ export class Daemon {
 
   containerDir(id: string): string {
     return `${this.opts.stateDir}/containers/${id}`;
+  }
+
+  /**
+   * The resolv.conf "the host" gives containers without embedded DNS: the host's own, or, with
+   * --dns-upstream, those servers (the ones on port 53: resolv.conf cannot name a port).
+   */
+  async hostResolvConf(): Promise<string> {
+    const ups = this.opts.dnsUpstreams;
+    if (!ups?.length) return readHostResolvConf();
+    return ups.filter((u) => u.port === 53).map((u) => `nameserver ${u.host}\n`).join('');
   }
 
   // ------------------------------------------------------------------ reads

@@ -12,6 +12,7 @@ import { inNetns, reexecInNetns } from '../kernel/reexec.js';
 import { Daemon, type NodeIdentity } from './daemon.js';
 import { reconcile } from './reconcile.js';
 import { Monitor } from './monitor.js';
+import { DnsController } from './dns.js';
 import { buildServer } from './server.js';
 import { closeAllHolds } from './ports.js';
 
@@ -52,11 +53,18 @@ export async function runAgent(opts: AgentOptions): Promise<void> {
   await claimSocket(opts.socket);
   const identity = await nodeIdentity(opts.stateDir);
   const store = await openStore(opts.store, opts.stateDir);
-  const d = new Daemon(store, { ...identity, stateDir: opts.stateDir, socket: opts.socket, storeSpec: opts.store }, log);
+  const d = new Daemon(
+    store,
+    { ...identity, stateDir: opts.stateDir, socket: opts.socket, storeSpec: opts.store, dnsUpstreams: opts.dnsUpstreams },
+    log,
+  );
 
   const t0 = Date.now();
   const repaired = await reconcile(d, { repair: true });
   log.info({ repaired: repaired.length, ms: Date.now() - t0 }, 'reconciled the kernel with the store');
+
+  d.dns = new DnsController(d);
+  await d.dns.start();
 
   const monitor = new Monitor(d);
   monitor.start();
@@ -77,6 +85,7 @@ export async function runAgent(opts: AgentOptions): Promise<void> {
   });
   monitor.stop();
   await app.close();
+  await d.dns.stop();
   closeAllHolds();
   await store.close();
   await rm(opts.socket, { force: true });

@@ -102,6 +102,10 @@ export async function buildServer(d: Daemon): Promise<FastifyInstance> {
     d.log.error({ err: err.stack ?? String(err) }, 'request failed');
     return reply.status(500).send({ message: err.message });
   });
+  // a change answers once the embedded DNS has seen it: `run -d` returns with the name resolvable
+  app.addHook('onSend', async (req) => {
+    if (req.method !== 'GET') await d.dns?.settled();
+  });
   app.setNotFoundHandler((req, reply) => reply.status(404).send({ message: `no such API route: ${req.method} ${req.url}` }));
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());

@@ -274,10 +274,11 @@ describe('run: failures exit 125 with one line', () => {
     assert.match(r.stderr, /^Error: cannot read --env-file .*nope\.env: no such file\n$/);
   });
 
-  it('--rm with -d', async () => {
+  it('--rm with -d asks the agent to remove it once it exits', async () => {
+    routes['POST /v1/containers'] = { status: 201, json: containerView() };
     const r = await weft(['run', '-d', '--rm', 'sh']);
-    assert.equal(r.code, 125);
-    assert.match(r.stderr, /--rm with -d/);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((requests.at(-1)?.body as { autoRemove?: boolean }).autoRemove, true);
   });
 
   it('no agent', async () => {

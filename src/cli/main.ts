@@ -9,6 +9,7 @@ import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { registerAgent } from './agent.js';
+import { registerCompose } from './compose.js';
 import { ApiError, ConnectError } from './client.js';
 import { registerContainerCommands } from './container.js';
 import { cliVersion, Ctx, DEFAULT_HOST, type Io } from './context.js';
@@ -40,6 +41,7 @@ export function buildProgram(ctx: Ctx): Command {
   registerContainerCommands(program, ctx, { group: false });
   registerNetwork(program, ctx);
   registerContainerCommands(program.command('container').description('Manage containers'), ctx, { group: true });
+  registerCompose(program, ctx);
   registerSystem(program, ctx);
   registerLab(program, ctx);
   registerAgent(program, ctx);

@@ -159,6 +159,15 @@ export function renderResolvConf(o: ResolvConfOptions, hostResolvConf: string): 
   return out.join('\n') + '\n';
 }
 
+/** The options of a resolv.conf text (`options a b` lines), in order. */
+export function resolvConfOptions(text: string): string[] {
+  return text
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/))
+    .filter((f) => f[0] === 'options')
+    .flatMap((f) => f.slice(1));
+}
+
 /**
  * The host's resolv.conf. On a systemd-resolved host whose /etc/resolv.conf only points at the
  * stub (127.0.0.53), the real upstream list in /run/systemd/resolve/resolv.conf, as Docker does.

@@ -1,0 +1,140 @@
+/**
+ * The agent's side of the embedded DNS (src/dns/): keeps the server's name table in step with the
+ * store, listens on the gateways of user-defined networks, and knows the upstream resolvers.
+ *
+ * Every container or network event rebuilds the table from the store (coalesced: one rebuild runs
+ * at a time and one more follows if events came meanwhile). API calls that change containers or
+ * networks wait for the rebuild their events started (`settled()`), so a name is answerable by
+ * the time `weft run -d` returns, and gone by the time `weft stop` returns.
+ */
+import { readHostResolvConf } from '../runtime/etc.js';
+import { DnsServer } from '../dns/server.js';
+import { NameTable, type DnsSnapshot } from '../dns/records.js';
+import type { Container, Network } from '../model/types.js';
+import type { Daemon } from './daemon.js';
+import { hasEmbeddedDns } from './firewall.js';
+
+export interface Upstream {
+  host: string;
+  port: number;
+}
+
+export const DNS_PORT = 53;
+
+/** The nameservers of a resolv.conf text, as upstreams on port 53. */
+export function resolvConfUpstreams(text: string): Upstream[] {
+  return text
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/))
+    .filter((f) => f[0] === 'nameserver' && f[1])
+    .map((f) => ({ host: f[1].replace(/%.*$/, ''), port: DNS_PORT }));
+}
+
+/** The model as the name table needs it. */
+export function dnsSnapshot(networks: Network[], containers: Container[]): DnsSnapshot {
+  return {
+    networks: networks.map((n) => ({ id: n.id, name: n.name, internal: n.internal, userDefined: hasEmbeddedDns(n) })),
+    containers: containers.map((c) => ({
+      id: c.id,
+      name: c.name,
+      running: c.state.phase === 'running',
+      endpoints: Object.values(c.endpoints).map((e) => ({ networkId: e.networkId, ipv4: e.ipv4, ipv6: e.ipv6, aliases: e.aliases })),
+    })),
+  };
+}
+
+/** The address a container's resolv.conf names: the gateway of its first user-defined network. */
+export function embeddedNameserver(c: Container, networks: Network[]): string | undefined {
+  const byId = new Map(networks.map((n) => [n.id, n]));
+  const eps = Object.values(c.endpoints).filter((e) => {
+    const n = byId.get(e.networkId);
+    return n && hasEmbeddedDns(n);
+  });
+  const primary = networks.find((n) => n.name === c.config.networkMode);
+  const ep = eps.find((e) => e.networkId === primary?.id) ?? eps.sort((a, b) => a.ifname.localeCompare(b.ifname))[0];
+  return ep && byId.get(ep.networkId)!.subnets.find((s) => s.family === 4)?.gateway;
+}
+
+export class DnsController {
+  private table = new NameTable({ networks: [], containers: [] });
+  private server: DnsServer;
+  private upstreams: Upstream[] = [];
+  private rebuilding?: Promise<void>;
+  private again = false;
+  private unsubscribe?: () => void;
+
+  constructor(private readonly d: Daemon) {
+    this.server = new DnsServer({
+      table: () => this.table,
+      upstreams: () => this.upstreams,
+      log: d.log,
+    });
+  }
+
+  async start(): Promise<void> {
+    this.upstreams = this.d.opts.dnsUpstreams?.length
+      ? this.d.opts.dnsUpstreams
+      : resolvConfUpstreams(await readHostResolvConf());
+    this.unsubscribe = this.d.events.subscribe((ev) => {
+      if (ev.type === 'container' || ev.type === 'network') this.invalidate();
+    });
+    this.invalidate();
+    await this.settled();
+  }
+
+  async stop(): Promise<void> {
+    this.unsubscribe?.();
+    await this.settled();
+    await this.server.closeAll();
+  }
+
+  stats(): ReturnType<DnsServer['stats']> {
+    return this.server.stats();
+  }
+
+  /** Resolves once the table reflects every event so far. */
+  async settled(): Promise<void> {
+    while (this.rebuilding) await this.rebuilding;
+  }
+
+  /** Schedules a rebuild (coalesced with one already running). */
+  invalidate(): void {
+    if (this.rebuilding) {
+      this.again = true;
+      return;
+    }
+    this.rebuilding = this.rebuild()
+      .catch((e) => this.d.log.warn({ err: String(e) }, 'DNS table rebuild failed'))
+      .finally(() => {
+        this.rebuilding = undefined;
+        if (this.again) {
+          this.again = false;
+          this.invalidate();
+        }
+      });
+  }
+
+  private async rebuild(): Promise<void> {
+    const [networks, containers] = await Promise.all([this.d.networks(), this.d.containers()]);
+    const table = new NameTable(dnsSnapshot(networks, containers));
+    for (const w of table.warnings) this.d.log.warn({ warning: w }, 'DNS table');
+    this.table = table;
+    await this.syncListeners(networks);
+  }
+
+  /** One listener per gateway address of each user-defined network. */
+  private async syncListeners(networks: Network[]): Promise<void> {
+    const want = new Set(networks.filter(hasEmbeddedDns).flatMap((n) => n.subnets.map((s) => s.gateway)));
+    const have = new Set(this.server.addresses());
+    for (const addr of have) if (!want.has(addr)) await this.server.close(addr);
+    for (const addr of want) {
+      if (have.has(addr)) continue;
+      try {
+        await this.server.listen(addr, DNS_PORT);
+      } catch (e) {
+        // the bridge may be down (reconcile repairs it) or port 53 taken on that address
+        this.d.log.warn({ err: String(e), addr }, 'the embedded DNS cannot listen here; it will retry on the next change');
+      }
+    }
+  }
+}

@@ -1,0 +1,334 @@
+/**
+ * From the merged, interpolated tree to the Project: the top-level keys, the networks, the
+ * services, and the checks that need all of them (references to networks and services,
+ * dependency cycles, replicas against fixed names, addresses and ports), then the start order,
+ * the default network and the config hashes. Pure; every problem is recorded on the Checker.
+ */
+import { type At, type Checker, closest } from './check.js';
+import {
+  type Project,
+  type ProjectNetwork,
+  type ProjectService,
+  type ServiceCreate,
+  type ServiceNetwork,
+  defaultNetworkName,
+  networkConfigHash,
+  networkLabels,
+  serviceConfigHash,
+  LABELS,
+} from './model.js';
+import { type NetworkDef, inSubnets, networkCreate, readNetwork } from './network.js';
+import { type PortRequest } from '../api/schemas.js';
+import { type ReplicaPort, expandPorts } from './ports.js';
+import { type DependencyRef, type NetworkRef, type ServiceContext, type ServiceDef, readService } from './service.js';
+import { CONTAINER_NAME_RE, RESOURCE_KEY_RE } from './values.js';
+
+const TOP_KEYS = ['version', 'name', 'services', 'networks'];
+const TOP_UNSUPPORTED: Readonly<Record<string, string>> = {
+  volumes: "weft runs host processes, which see the host's filesystem: there are no volumes",
+  configs: "weft runs host processes, which see the host's filesystem: read the file from its path",
+  secrets: "weft runs host processes, which see the host's filesystem: read the file from its path",
+  include: 'not in weft yet: give the files with -f (they are merged)',
+  models: 'not in weft yet',
+};
+
+const PREDEFINED = ['bridge', 'host', 'none'];
+
+export interface BuildInput {
+  /** the merged tree */
+  root: At;
+  /** resolved already (-p, COMPOSE_PROJECT_NAME, name:, directory) */
+  name: string;
+  projectDir: string;
+  files: string[];
+  /** active profiles; '*' enables every service */
+  profiles: readonly string[];
+  service: ServiceContext;
+}
+
+/** The top-level keys: checks them and returns the ones to read. */
+export function readTop(ck: Checker, root: At): Map<string, At> {
+  const keys = ck.keys(root, { supported: TOP_KEYS, unsupported: TOP_UNSUPPORTED, extensions: true }, 'a mapping of top-level keys (services, networks...)');
+  const version = keys?.get('version');
+  if (version) ck.warn(version, 'the "version" key is obsolete and ignored');
+  return keys ?? new Map();
+}
+
+function enabled(def: ServiceDef, profiles: readonly string[]): boolean {
+  return def.profiles.length === 0 || profiles.includes('*') || def.profiles.some((p) => profiles.includes(p));
+}
+
+/** Kahn's algorithm, ties by name; returns undefined entries for services in cycles. */
+function startOrder(services: Map<string, ServiceDef>): { order: string[]; cyclic: string[] } {
+  const indegree = new Map<string, number>();
+  for (const [name, s] of services) indegree.set(name, new Set(s.dependsOn.map((d) => d.service)).size);
+  const order: string[] = [];
+  const ready = [...indegree].filter(([, n]) => n === 0).map(([k]) => k).sort();
+  while (ready.length) {
+    const name = ready.shift() as string;
+    order.push(name);
+    for (const [other, s] of services) {
+      if (!s.dependsOn.some((d) => d.service === name)) continue;
+      const n = (indegree.get(other) as number) - 1;
+      indegree.set(other, n);
+      if (n === 0) {
+        ready.push(other);
+        ready.sort();
+      }
+    }
+  }
+  return { order, cyclic: [...services.keys()].filter((s) => !order.includes(s)).sort() };
+}
+
+/** One cycle through `start`, for the message: ["a", "b", "a"]. */
+function findCycle(services: Map<string, ServiceDef>, start: string): string[] {
+  const path: string[] = [];
+  const visit = (name: string): string[] | undefined => {
+    const i = path.indexOf(name);
+    if (i >= 0) return [...path.slice(i), name];
+    path.push(name);
+    for (const d of services.get(name)?.dependsOn ?? []) {
+      const found = visit(d.service);
+      if (found) return found;
+    }
+    path.pop();
+    return undefined;
+  };
+  return visit(start) ?? [start];
+}
+
+function checkDependencies(ck: Checker, def: ServiceDef, all: Map<string, ServiceDef>, on: Set<string>): DependencyRef[] {
+  const out: DependencyRef[] = [];
+  for (const dep of def.dependsOn) {
+    const target = all.get(dep.service);
+    if (dep.service === def.name) {
+      ck.error(dep.at, `service "${def.name}" cannot depend on itself`);
+    } else if (!target) {
+      const hint = closest(dep.service, all.keys());
+      const msg = `service "${dep.service}" is not defined${hint ? `; did you mean "${hint}"?` : ''}`;
+      if (dep.required) ck.error(dep.at, msg);
+      else ck.warn(dep.at, `${msg}; ignored (required: false)`);
+    } else if (!on.has(dep.service)) {
+      const msg = `service "${dep.service}" is disabled: none of its profiles (${target.profiles.join(', ')}) is active`;
+      if (dep.required) ck.error(dep.at, `${msg}; activate one with --profile`);
+      else ck.warn(dep.at, `${msg}; ignored (required: false)`);
+    } else {
+      if (dep.condition === 'service_healthy' && !target.healthcheck) {
+        ck.error(dep.at, `waits for "${dep.service}" to be healthy, but "${dep.service}" has no healthcheck (or it is disabled); add one or use condition: service_started`);
+      }
+      out.push(dep);
+    }
+  }
+  return out;
+}
+
+function checkNetworkMode(ck: Checker, def: ServiceDef, all: Map<string, ServiceDef>, on: Set<string>): void {
+  const mode = def.networkMode;
+  const at = def.networkModeAt as At;
+  if (mode === undefined) return;
+  if (def.networks?.length) {
+    ck.error(at, 'network_mode and networks cannot both be set: network_mode replaces the networks');
+  }
+  if (def.ports.length && mode !== 'bridge') {
+    const why = typeof mode === 'object' ? `publish them on service "${mode.service}"` : mode === 'host' ? 'the process binds host ports directly' : 'the container has no network';
+    ck.error(def.ports[0].at, `ports cannot be published with network_mode: ${typeof mode === 'object' ? `service:${mode.service}` : mode} (${why})`);
+  }
+  if (typeof mode !== 'object') return;
+  const target = all.get(mode.service);
+  if (mode.service === def.name) {
+    ck.error(at, `service "${def.name}" cannot share its own network namespace`);
+  } else if (!target) {
+    const hint = closest(mode.service, all.keys());
+    ck.error(at, `service "${mode.service}" is not defined${hint ? `; did you mean "${hint}"?` : ''}`);
+  } else if (!on.has(mode.service)) {
+    ck.error(at, `service "${mode.service}" is disabled: none of its profiles (${target.profiles.join(', ')}) is active`);
+  } else if (!def.dependsOn.some((d) => d.service === mode.service)) {
+    // like Compose: sharing a namespace implies starting after its owner
+    def.dependsOn.push({ service: mode.service, at, condition: 'service_started', required: true, restart: false });
+  }
+}
+
+function checkNetworkRef(ck: Checker, def: ServiceDef, ref: NetworkRef, nets: Map<string, NetworkDef>): boolean {
+  const net = nets.get(ref.key);
+  if (!net && ref.key !== 'default') {
+    const hint = closest(ref.key, [...nets.keys()]);
+    ck.error(ref.at, `network "${ref.key}" is not defined under the top-level networks${hint ? `; did you mean "${hint}"?` : ''}`);
+    return false;
+  }
+  for (const [ip, family] of [[ref.ipv4, 4], [ref.ipv6, 6]] as const) {
+    if (!ip) continue;
+    const where = ck.child(ref.at, family === 4 ? 'ipv4_address' : 'ipv6_address');
+    if (def.replicas > 1) {
+      ck.error(where, `one address cannot be given to ${def.replicas} replicas; remove it or run one replica`);
+      continue;
+    }
+    if (!net || net.external) continue;
+    const inside = inSubnets(net, ip, family);
+    if (inside === undefined) {
+      ck.error(where, `a fixed address needs a subnet: give networks.${ref.key}.ipam.config with an IPv${family} subnet`);
+    } else if (!inside) {
+      ck.error(where, `${ip} is not inside the IPv${family} subnets of network "${ref.key}"`);
+    }
+  }
+  return true;
+}
+
+function checkReplicas(ck: Checker, def: ServiceDef): { fixed: PortRequest[]; perReplica: ReplicaPort[] } {
+  if (def.containerName && def.replicas > 1) {
+    ck.error(def.containerNameAt as At, `container_name "${def.containerName}" cannot name ${def.replicas} replicas; remove it (replicas are named <project>-${def.name}-<n>)`);
+  }
+  const fixed: PortRequest[] = [];
+  const perReplica: ReplicaPort[] = [];
+  for (const p of def.ports) {
+    try {
+      const e = expandPorts([p.mapping], Math.max(def.replicas, 1))[0];
+      fixed.push(...e.fixed);
+      perReplica.push(...e.perReplica);
+    } catch (e) {
+      ck.error(p.at, (e as Error).message);
+    }
+  }
+  return { fixed, perReplica };
+}
+
+function realNetworkName(project: string, def: NetworkDef): string {
+  return def.name ?? (def.external ? def.key : defaultNetworkName(project, def.key));
+}
+
+function buildNetwork(ck: Checker, project: string, def: NetworkDef, where: At): ProjectNetwork {
+  const name = realNetworkName(project, def);
+  if (def.external) return { key: def.key, name, external: true, extensions: def.extensions };
+  if (!CONTAINER_NAME_RE.test(name) || name.length > 64) {
+    ck.error(where, `network name "${name}" is not valid: up to 64 letters, digits, '_', '.' and '-', starting with a letter or digit`);
+  } else if (PREDEFINED.includes(name)) {
+    ck.error(where, `"${name}" is a predefined network; give the network another name (or use network_mode: ${name})`);
+  }
+  const create = networkCreate(def, name);
+  create.labels = { ...def.labels, ...networkLabels(project, def.key) };
+  const configHash = networkConfigHash(create);
+  create.labels[LABELS.configHash] = configHash;
+  return { key: def.key, name, external: false, create, configHash, extensions: def.extensions };
+}
+
+function serviceNetworks(def: ServiceDef, names: Map<string, string>): ServiceNetwork[] {
+  const refs = [...(def.networks ?? [])].sort((a, b) => b.priority - a.priority || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  return refs.map((r) => {
+    const n: ServiceNetwork = { key: r.key, network: names.get(r.key) as string, aliases: [...new Set([def.name, ...r.aliases])], priority: r.priority };
+    if (r.ipv4) n.ipv4 = r.ipv4;
+    if (r.ipv6) n.ipv6 = r.ipv6;
+    return n;
+  });
+}
+
+function buildService(def: ServiceDef, deps: DependencyRef[], names: Map<string, string>, ports: { fixed: PortRequest[]; perReplica: ReplicaPort[] }): ProjectService {
+  const create: ServiceCreate = { cmd: def.cmd };
+  if (def.env.length) create.env = def.env;
+  create.workdir = def.workdir;
+  if (def.hostname) create.hostname = def.hostname;
+  create.labels = def.labels;
+  if (def.restart) create.restart = def.restart;
+  if (ports.fixed.length) create.ports = ports.fixed;
+  if (def.extraHosts.length) create.extraHosts = def.extraHosts;
+  if (def.dns.length) create.dns = def.dns;
+  const base: Omit<ProjectService, 'configHash'> = {
+    name: def.name,
+    replicas: def.replicas,
+    dependsOn: deps.map((d) => ({ service: d.service, condition: d.condition, required: d.required, restart: d.restart })),
+    networks: def.networkMode ? [] : serviceNetworks(def, names),
+    create,
+    replicaPorts: ports.perReplica,
+    stopGracePeriodMs: def.stopGracePeriodMs,
+    extensions: def.extensions,
+  };
+  if (def.containerName) base.containerName = def.containerName;
+  if (def.image) base.image = def.image;
+  if (def.networkMode) base.networkMode = def.networkMode;
+  if (def.healthcheck) base.healthcheck = def.healthcheck;
+  return { ...base, configHash: serviceConfigHash(base) };
+}
+
+/** Builds the project; returns it even when issues were recorded (the caller decides). */
+export function buildProject(ck: Checker, input: BuildInput): Project {
+  const top = readTop(ck, input.root);
+
+  const nets = new Map<string, NetworkDef>();
+  const netsAt = top.get('networks');
+  if (netsAt && netsAt.value !== null) {
+    for (const [key, at] of ck.map(netsAt) ?? []) {
+      if (!RESOURCE_KEY_RE.test(key)) ck.error(at, `network key "${key}" may only contain letters, digits, '.', '_' and '-'`);
+      nets.set(key, readNetwork(ck, key, at));
+    }
+  }
+
+  const all = new Map<string, ServiceDef>();
+  const servicesAt = top.get('services');
+  if (servicesAt && servicesAt.value !== null) {
+    for (const [name, at] of ck.map(servicesAt) ?? []) {
+      if (!RESOURCE_KEY_RE.test(name)) ck.error(at, `service name "${name}" may only contain letters, digits, '.', '_' and '-'`);
+      all.set(name, readService(ck, name, at, input.service));
+    }
+  }
+
+  const on = new Set([...all.values()].filter((d) => enabled(d, input.profiles)).map((d) => d.name));
+  const active = new Map([...all].filter(([n]) => on.has(n)));
+  const deps = new Map<string, DependencyRef[]>();
+  const ports = new Map<string, { fixed: PortRequest[]; perReplica: ReplicaPort[] }>();
+  const used = new Map<string, At>();
+  const containerNames = new Map<string, string>();
+  for (const def of active.values()) {
+    checkNetworkMode(ck, def, all, on);
+    deps.set(def.name, checkDependencies(ck, def, all, on));
+    ports.set(def.name, checkReplicas(ck, def));
+    if (def.containerName) {
+      const other = containerNames.get(def.containerName);
+      if (other) ck.error(def.containerNameAt as At, `container_name "${def.containerName}" is also the name of service "${other}"'s container`);
+      containerNames.set(def.containerName, def.name);
+    }
+    if (def.networkMode) continue;
+    // no networks (or an empty list): the default network, as in Compose
+    if (!def.networks?.length) def.networks = [{ key: 'default', at: def.networksAt ?? def.at, aliases: [], priority: 0 }];
+    const refs = def.networks;
+    for (const ref of refs) if (checkNetworkRef(ck, def, ref, nets) && !used.has(ref.key)) used.set(ref.key, ref.at);
+  }
+
+  // the order: dependencies first; a cycle is reported once, at its first service
+  const graph = new Map([...active].map(([n, d]) => [n, { ...d, dependsOn: deps.get(n) ?? [] }]));
+  const { order, cyclic } = startOrder(graph);
+  const reported = new Set<string>();
+  for (const name of cyclic) {
+    if (reported.has(name)) continue;
+    const cycle = findCycle(graph, name);
+    // a service that only depends on a cycle is not in one itself
+    if (cycle.length < 2 || reported.has(cycle[0])) continue;
+    cycle.forEach((n) => reported.add(n));
+    const def = active.get(cycle[0]) as ServiceDef;
+    const at = def.dependsOn.find((d) => d.service === cycle[1])?.at ?? def.at;
+    ck.error(at, `dependency cycle: ${cycle.join(' -> ')}`);
+  }
+
+  const names = new Map<string, string>();
+  const networks: ProjectNetwork[] = [];
+  const realNames = new Map<string, string>();
+  for (const key of [...used.keys()].sort()) {
+    const def = nets.get(key) ?? { key, at: used.get(key) as At, external: false, driverOpts: {}, subnets: [], labels: {}, extensions: {} };
+    const where = nets.has(key) ? def.at : (used.get(key) as At);
+    const net = buildNetwork(ck, input.name, def, where);
+    const clash = realNames.get(net.name);
+    if (clash) ck.error(where, `networks "${clash}" and "${key}" have the same name "${net.name}"`);
+    realNames.set(net.name, key);
+    names.set(key, net.name);
+    networks.push(net);
+  }
+
+  const services = [...order, ...cyclic].map((n) => buildService(active.get(n) as ServiceDef, deps.get(n) ?? [], names, ports.get(n) as { fixed: PortRequest[]; perReplica: ReplicaPort[] }));
+  return {
+    name: input.name,
+    workingDir: input.projectDir,
+    files: input.files,
+    networks,
+    services,
+    disabledServices: [...all.keys()].filter((n) => !on.has(n)).sort(),
+    extensions: ck.extensions(top),
+    warnings: [],
+  };
+}
