@@ -59,6 +59,8 @@ export class DnsController {
   private table = new NameTable({ networks: [], containers: [] });
   private server: DnsServer;
   private upstreams: Upstream[] = [];
+  /** containers run with --dns (compose `dns:`): their names are forwarded there instead */
+  private own = new Map<string, Upstream[]>();
   private rebuilding?: Promise<void>;
   private again = false;
   private unsubscribe?: () => void;
@@ -66,7 +68,7 @@ export class DnsController {
   constructor(private readonly d: Daemon) {
     this.server = new DnsServer({
       table: () => this.table,
-      upstreams: () => this.upstreams,
+      upstreams: (asker) => this.own.get(asker.containerId) ?? this.upstreams,
       log: d.log,
     });
   }
@@ -119,6 +121,9 @@ export class DnsController {
     const table = new NameTable(dnsSnapshot(networks, containers));
     for (const w of table.warnings) this.d.log.warn({ warning: w }, 'DNS table');
     this.table = table;
+    this.own = new Map(
+      containers.filter((c) => c.config.dns.length).map((c) => [c.id, c.config.dns.map((host) => ({ host, port: DNS_PORT }))]),
+    );
     await this.syncListeners(networks);
   }
 

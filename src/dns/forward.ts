@@ -28,7 +28,6 @@ export interface Upstream {
 }
 
 export interface ForwarderOptions {
-  upstreams: () => Upstream[];
   /** how long to wait for one upstream before trying the next */
   timeoutMs: number;
   maxPending: number;
@@ -85,12 +84,12 @@ export class Forwarder {
   }
 
   /**
-   * Starts relaying `query` (a client's query; not modified) whose question ends at `qEnd`.
-   * Returns false, without calling `done`, if too many forwards are in flight.
+   * Starts relaying `query` (a client's query; not modified) whose question ends at `qEnd` to
+   * `to`, in order. Returns false, without calling `done`, if too many forwards are in flight.
    */
-  forward(query: Buffer, qEnd: number, tcp: boolean, udpLimit: number, done: ForwardDone): boolean {
+  forward(query: Buffer, qEnd: number, tcp: boolean, udpLimit: number, to: Upstream[], done: ForwardDone): boolean {
     if (this.pending.size >= this.opts.maxPending) return false;
-    const upstreams = this.usable(this.opts.upstreams());
+    const upstreams = this.usable(to);
     if (upstreams.length === 0) {
       done(null);
       return true;

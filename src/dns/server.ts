@@ -19,7 +19,7 @@ import dgram from 'node:dgram';
 import { isIP, type Server, type Socket, createServer } from 'node:net';
 import { canonicalIp } from '../ipam/cidr.js';
 import { Forwarder, type Upstream } from './forward.js';
-import type { NameTable } from './records.js';
+import type { Asker, NameTable } from './records.js';
 import {
   FrameReader,
   HEADER_LEN,
@@ -43,8 +43,8 @@ export interface DnsLogger {
 export interface DnsServerOptions {
   /** the current name table; called for every query, so a new table takes effect at once */
   table: () => NameTable;
-  /** where to forward non-local names, in order of preference (IP literals) */
-  upstreams: () => Upstream[];
+  /** where to forward the asker's non-local names, in order of preference (IP literals) */
+  upstreams: (asker: Asker) => Upstream[];
   log?: DnsLogger;
   /** how long to wait for one upstream before trying the next (default 2000 ms) */
   forwardTimeoutMs?: number;
@@ -135,7 +135,6 @@ export class DnsServer {
     this.frameMs = opts.tcpFrameTimeoutMs ?? 5_000;
     this.maxConns = opts.maxTcpConnections ?? 256;
     this.forwarder = new Forwarder({
-      upstreams: opts.upstreams,
       timeoutMs: opts.forwardTimeoutMs ?? 2_000,
       maxPending: Math.min(opts.maxPendingForwards ?? 1024, 30_000),
       onError: (err, what) => this.fail(err, what),
@@ -250,7 +249,7 @@ export class DnsServer {
       const out = this.respond(msg, rinfo.address, false);
       if (out === null) return;
       if (out === FORWARD_QUERY) {
-        this.forward(msg, false, (reply) => {
+        this.forward(msg, rinfo.address, false, (reply) => {
           if (!l.closed) l.udp.send(reply, rinfo.port, rinfo.address);
         });
         return;
@@ -300,7 +299,7 @@ export class DnsServer {
     const out = this.respond(frame, src, true);
     if (out === null) return;
     if (out === FORWARD_QUERY) {
-      this.forward(frame, true, (reply) => this.writeTcp(sock, reply, true));
+      this.forward(frame, src, true, (reply) => this.writeTcp(sock, reply, true));
       return;
     }
     this.writeTcp(sock, out, false);
@@ -370,10 +369,15 @@ export class DnsServer {
     return out;
   }
 
-  /** Relays the query in `msg` (parsed into this.q); `send` gets the reply without a prefix. */
-  private forward(msg: Buffer, tcp: boolean, send: (reply: Buffer) => void): void {
+  /**
+   * Relays the query in `msg` (parsed into this.q) from `src`, a known asker's address; `send`
+   * gets the reply without a prefix.
+   */
+  private forward(msg: Buffer, src: string, tcp: boolean, send: (reply: Buffer) => void): void {
     const q = this.q.clone();
-    const started = this.forwarder.forward(msg, q.qEnd, tcp, q.udpLimit(), (reply) => {
+    const asker = this.opts.table().askerOf(src);
+    const to = asker ? this.opts.upstreams(asker) : [];
+    const started = this.forwarder.forward(msg, q.qEnd, tcp, q.udpLimit(), to, (reply) => {
       if (!reply) {
         this.counters.forwardFailed++;
         const limit = tcp ? TCP_MAX_MESSAGE : q.udpLimit();

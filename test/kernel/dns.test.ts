@@ -143,6 +143,25 @@ describe('embedded DNS', () => {
     assert.equal(addrs(await dig('lonely', 'db')).length, 1, 'but local names still resolve');
   });
 
+  it("forwards a container's names to its own --dns servers, and still answers local names", async () => {
+    // a second resolver in the outside world, with another answer for the same name
+    const other = lab.outsideAddress.replace(/\.1$/, '.53');
+    await sh('ip', ['-n', lab.outsideNetns, 'addr', 'add', `${other}/24`, 'dev', 'eth0']);
+    const second = spawn('ip', ['netns', 'exec', lab.outsideNetns, 'dnsmasq', '--keep-in-foreground', '--conf-file=/dev/null', '--pid-file=',
+      '--no-resolv', '--no-hosts', '--bind-interfaces', `--listen-address=${other}`, '--address=/upstream.test/203.0.113.99'], { stdio: 'ignore' });
+    try {
+      await lab.ok('run', '-d', '--name', 'picky', '--network', 'front', '--dns', other, 'sleep', '600');
+      const conf = await lab.inContainer('picky', ['cat', '/etc/resolv.conf']);
+      assert.doesNotMatch(conf.stdout, new RegExp(other.replace(/\./g, '\\.')), 'resolv.conf still names the embedded DNS');
+      await eventually(async () => addrs(await dig('picky', 'upstream.test'))[0] === '203.0.113.99', 10_000, 'own resolver');
+      assert.deepEqual(addrs(await dig('web', 'upstream.test')), ['203.0.113.7'], 'others keep the agent upstream');
+      assert.deepEqual(addrs(await dig('picky', 'web')), [await ip('web', 'front')]);
+      await lab.ok('rm', '-f', 'picky');
+    } finally {
+      second.kill();
+    }
+  });
+
   it('sets TC on a long local answer over UDP and serves it whole over TCP', async () => {
     for (let i = 0; i < 20; i++) await lab.ok('run', '-d', '--name', `m${i}`, '--network', 'dual', '--network-alias', 'many', 'sleep', '600');
     const udp = await dig('d1', '+noedns', '+ignore', 'many', 'AAAA');
