@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The weft demo: builds a lab host, two networks and an internal one, starts small HTTP servers,
-# and shows by real requests what reaches what. Cleans up at the end unless --keep is given.
+# The weft demo: brings up the example application (examples/app/compose.yaml: a web front, two
+# API replicas and a store, on a public and an internal network) in a lab host, and proves by real
+# requests that names, isolation and the published port work. Cleans up at the end unless --keep.
 #   sudo ./scripts/demo.sh [--keep]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,7 @@ unset NODE_EXTRA_CA_CERTS
 
 LAB=demo
 WEFT="$ROOT/bin/weft"
+APP="$ROOT/examples/app/compose.yaml"
 ECHO="$ROOT/examples/workloads/http-echo.mjs"
 bold() { printf '\n\033[1m%s\033[0m\n' "$*"; }
 show() { printf '  $ %s\n' "$*"; "$@" 2>&1 | sed 's/^/    /'; }
@@ -20,76 +22,85 @@ fails=0
 check() { # check "what" expected(ok|blocked) command...
   local what=$1 want=$2; shift 2
   if "$@" >/tmp/weft-demo-out.$$ 2>&1; then got=ok; else got=blocked; fi
-  if [ "$got" = "$want" ]; then printf '  \033[32m✔\033[0m %-62s %s\n' "$what" "$got"; else printf '  \033[31m✖\033[0m %-62s %s (expected %s)\n' "$what" "$got" "$want"; sed 's/^/      /' /tmp/weft-demo-out.$$; fails=$((fails+1)); fi
+  if [ "$got" = "$want" ]; then printf '  \033[32m✔\033[0m %-66s %s\n' "$what" "$got"; else printf '  \033[31m✖\033[0m %-66s %s (expected %s)\n' "$what" "$got" "$want"; sed 's/^/      /' /tmp/weft-demo-out.$$; fails=$((fails+1)); fi
   rm -f /tmp/weft-demo-out.$$
 }
-cleanup() { [ $KEEP = 1 ] || "$WEFT" lab down $LAB >/dev/null 2>&1 || true; }
+WORLD=
+cleanup() {
+  [ -n "$WORLD" ] && kill "$WORLD" 2>/dev/null || true
+  [ $KEEP = 1 ] || "$WEFT" lab down $LAB >/dev/null 2>&1 || true
+}
 trap cleanup EXIT
 
 "$WEFT" lab down $LAB >/dev/null 2>&1 || true
 bold "1. A lab host: a network namespace with its own weft agent, and an 'outside' world"
 "$WEFT" lab up $LAB 2>&1 >/dev/null | sed 's/^/    /'
 eval "$("$WEFT" lab env $LAB)"
-HOSTIP=$("$WEFT" lab inspect $LAB --format json | python3 -c 'import json,sys; print(json.load(sys.stdin)["hostAddress"])')
-OUTIP=$("$WEFT" lab inspect $LAB --format json | python3 -c 'import json,sys; print(json.load(sys.stdin)["outsideAddress"])')
+labjson() { "$WEFT" lab inspect $LAB --format json | python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
+HOSTIP=$(labjson hostAddress)
+OUTIP=$(labjson outsideAddress)
+OUTNS=$(labjson outsideNetns)
 
-bold "2. Networks: front and back (bridges), vault (internal: no way out)"
-show "$WEFT" network create --subnet 10.60.1.0/24 front
-show "$WEFT" network create --subnet 10.60.2.0/24 back
-show "$WEFT" network create --internal --subnet 10.60.3.0/24 vault
+bold "2. The application: weft up -f examples/app/compose.yaml"
+show "$WEFT" up -d -f "$APP"
+show "$WEFT" compose -f "$APP" ps
 show "$WEFT" network ls
 
-bold "3. Containers: small HTTP servers (examples/workloads/http-echo.mjs)"
-"$WEFT" run -d --name web --network front -p 8080:8080 node "$ECHO" 8080 >/dev/null
-"$WEFT" run -d --name api --network front node "$ECHO" 8080 >/dev/null
-"$WEFT" network connect back api
-"$WEFT" run -d --name db --network back node "$ECHO" 8080 >/dev/null
-"$WEFT" run -d --name secret --network vault node "$ECHO" 8080 >/dev/null
-"$WEFT" run -d --name keeper --network vault node "$ECHO" 8080 >/dev/null
-show "$WEFT" ps
-sleep 1
-
 ipof() { "$WEFT" inspect "$1" | python3 -c "import json,sys; print(json.load(sys.stdin)[0]['networks']['$2']['ipv4'])"; }
-nsof() { "$WEFT" inspect "$1" | python3 -c "import json,sys; print(json.load(sys.stdin)[0]['netns'])"; }
-get() { ip netns exec "$1" busybox wget -q -O - "$2"; }
+in_() { local c=$1; shift; "$WEFT" exec "$c" "$@"; }
 # a bounded request (busybox wget has no working timeout here)
-tget() { timeout 3 ip netns exec "$1" busybox wget -q -O - "$2"; }
+tget() { local c=$1; shift; timeout 3 "$WEFT" exec "$c" busybox wget -q -O - "$@"; }
+outside() { "$WEFT" lab exec $LAB -- "$@"; }
+resolves() { local c=$1 name=$2; [ -n "$(in_ "$c" dig +short "$name")" ]; }
+for _ in $(seq 50); do outside busybox wget -q -O - "http://$HOSTIP:8080/" >/dev/null 2>&1 && break; sleep 0.2; done
 
-bold "4. What reaches what"
-check "web -> api on the same network (front)" ok get "$(nsof web)" "http://$(ipof api front):8080/"
-check "api -> db: api is on front and back" ok get "$(nsof api)" "http://$(ipof db back):8080/"
-check "web -> db: different networks are isolated" blocked tget "$(nsof web)" "http://$(ipof db back):8080/"
-check "secret -> keeper inside the internal network" ok get "$(nsof secret)" "http://$(ipof keeper vault):8080/"
-ip netns exec "$("$WEFT" lab inspect $LAB --format json | python3 -c 'import json,sys; print(json.load(sys.stdin)["outsideNetns"])')" \
-  node "$ECHO" 9000 >/dev/null 2>&1 & WORLD=$!
-trap 'kill $WORLD 2>/dev/null || true; cleanup' EXIT
-sleep 0.5
-check "web -> the outside world (masqueraded)" ok get "$(nsof web)" "http://$OUTIP:9000/"
+bold "3. Names (weft's embedded DNS, at each network's gateway)"
+printf '    web asks for api:   %s\n' "$(in_ shop-web-1 dig +short api | tr '\n' ' ')"
+printf '    api asks for store: %s\n' "$(in_ shop-api-1 dig +short store | tr '\n' ' ')"
+check "web resolves api (both replicas, on the public network)" ok test "$(in_ shop-web-1 dig +short api | wc -l)" = 2
+check "api resolves store (they share the backend network)" ok resolves shop-api-1 store
+check "web cannot resolve store: they share no network" blocked resolves shop-web-1 store
+check "store resolves the api replicas by the alias counter" ok resolves shop-store-1 counter
+
+bold "4. The published port and the application's own requests"
+check "outside -> web's published port $HOSTIP:8080" ok outside busybox wget -q -O - "http://$HOSTIP:8080/"
+check "outside -> /api/hit: web -> api -> store, by name" ok outside busybox wget -q -O - "http://$HOSTIP:8080/api/hit"
+served=$(for _ in 1 2 3 4; do outside busybox wget -q -O - "http://$HOSTIP:8080/api/hit"; done | python3 -c 'import json,sys; print(len({json.loads(l)["served_by"] for l in sys.stdin}))')
+check "the API replicas share the requests (DNS round robin)" ok test "$served" = 2
+check "host -> 127.0.0.1:8080 (a published port from the host itself)" ok "$WEFT" lab exec $LAB --host -- busybox wget -q -O - http://127.0.0.1:8080/
+check "api -> the host's address:8080 (hairpin)" ok tget shop-api-1 "http://$HOSTIP:8080/"
+
+bold "5. Isolation"
+ip netns exec "$OUTNS" node "$ECHO" 9000 >/dev/null 2>&1 & WORLD=$!
+for _ in $(seq 50); do ip netns exec "$OUTNS" busybox wget -q -O - "http://$OUTIP:9000/" >/dev/null 2>&1 && break; sleep 0.1; done
+check "web -> api by address (they share the public network)" ok tget shop-web-1 "http://$(ipof shop-api-1 shop_public):8080/health"
+check "web -> store by address: no shared network, no route through" blocked tget shop-web-1 "http://$(ipof shop-store-1 shop_backend):7000/kv/hits"
+check "api -> the outside world (masqueraded)" ok tget shop-api-1 "http://$OUTIP:9000/"
 printf '      the outside saw the request come from: %s (the host, not the container)\n' \
-  "$(get "$(nsof web)" "http://$OUTIP:9000/" | python3 -c 'import json,sys; print(json.load(sys.stdin)["client"])')"
-check "secret -> the outside world: internal networks have no way out" blocked tget "$(nsof secret)" "http://$OUTIP:9000/"
-check "outside -> web's published port $HOSTIP:8080" ok "$WEFT" lab exec $LAB -- busybox wget -q -O - "http://$HOSTIP:8080/"
-check "host -> 127.0.0.1:8080 (published port from the host itself)" ok "$WEFT" lab exec $LAB --host -- busybox wget -q -O - http://127.0.0.1:8080/
-check "db -> web through the host address (hairpin)" ok get "$(nsof db)" "http://$HOSTIP:8080/"
-OUTNS=$("$WEFT" lab inspect $LAB --format json | python3 -c 'import json,sys; print(json.load(sys.stdin)["outsideNetns"])')
-ip -n "$OUTNS" route replace 10.60.0.0/16 via "$HOSTIP"   # a router outside that knows the way in
-check "outside -> db directly (routed to the host): not published, refused" blocked tget "$OUTNS" "http://$(ipof db back):8080/"
-kill $WORLD 2>/dev/null || true
+  "$(tget shop-api-1 "http://$OUTIP:9000/" | python3 -c 'import json,sys; print(json.load(sys.stdin)["client"])')"
+check "store -> the outside world: the backend network is internal" blocked tget shop-store-1 "http://$OUTIP:9000/"
+ip -n "$OUTNS" route replace 10.70.0.0/16 via "$HOSTIP"   # a router outside that knows the way in
+check "outside -> store directly (routed to the host): not published" blocked timeout 3 ip netns exec "$OUTNS" busybox wget -q -O - "http://$(ipof shop-store-1 shop_backend):7000/kv/hits"
+check "outside -> the embedded DNS at a gateway: never answered" blocked sh -c "ip netns exec $OUTNS dig @10.70.1.1 +time=1 +tries=1 web | grep -q 'status: NOERROR'"
+kill "$WORLD" 2>/dev/null || true; WORLD=
 
-bold "5. Nothing leaked"
+bold "6. Nothing leaked"
 show "$WEFT" system check
 
 if [ $fails -gt 0 ]; then echo; echo "$fails check(s) failed"; exit 1; fi
 if [ $KEEP = 1 ]; then
-  bold "The lab is still running. Explore it:"
+  bold "The application is still running in lab $LAB. Explore it:"
   cat <<HELP
-    eval "\$($WEFT lab env $LAB)"          # point the CLI at the lab's agent
-    $WEFT ps; $WEFT network inspect front
-    $WEFT exec web ip addr                  # inside a container
-    $WEFT lab exec $LAB -- busybox wget -q -O - http://$HOSTIP:8080/   # from the outside
-    $WEFT lab down $LAB                     # remove every trace
+    eval "\$($WEFT lab env $LAB)"                    # point the CLI at the lab's agent
+    $WEFT compose -f $APP ps
+    $WEFT compose -f $APP logs
+    $WEFT exec shop-web-1 dig api                     # names, from inside a container
+    $WEFT lab exec $LAB -- busybox wget -q -O - http://$HOSTIP:8080/api/hit   # from the outside
+    $WEFT down -f $APP                                # stop and remove the application
+    $WEFT lab down $LAB                               # remove every trace of the lab
 HELP
 else
-  bold "Cleaning up (run with --keep to explore the lab afterwards)"
+  bold "Cleaning up (run with --keep to explore the application afterwards)"
+  show "$WEFT" down -f "$APP"
 fi
 echo "all checks passed"

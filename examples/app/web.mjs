@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The app's web front: the page, and /api/* passed to the API by its service name.
 //   GET / -> a page   GET /api/PATH -> http://api:8080/PATH   GET /reach?url=URL -> can web fetch URL?
+import { resolve4 } from 'node:dns/promises';
 import http from 'node:http';
 import os from 'node:os';
 
@@ -19,6 +20,18 @@ function fetchText(url) {
   });
 }
 
+// Every call asks DNS for the API's addresses and takes the first. weft's DNS rotates the order of
+// a name's addresses, so calls spread over the replicas (getaddrinfo would re-sort them).
+async function apiBase() {
+  const u = new URL(api);
+  try {
+    u.hostname = (await resolve4(u.hostname))[0];
+  } catch {
+    // not a name, or no answer: let the request report it
+  }
+  return u.href.replace(/\/$/, '');
+}
+
 const server = http.createServer(async (req, res) => {
   const url = new URL(req.url ?? '/', 'http://web');
   const reply = (status, type, body) => {
@@ -27,7 +40,7 @@ const server = http.createServer(async (req, res) => {
   };
   try {
     if (url.pathname.startsWith('/api/')) {
-      const r = await fetchText(`${api}/${url.pathname.slice(5)}`);
+      const r = await fetchText(`${await apiBase()}/${url.pathname.slice(5)}`);
       return reply(r.status, 'application/json', r.body);
     }
     if (url.pathname === '/reach') {
