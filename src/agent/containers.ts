@@ -53,11 +53,32 @@ function checkNetworkAllows(net: Network, want: Attachment): void {
   if (want.aliases?.length && net.builtin) throw badRequest('network-scoped aliases are supported on user defined networks only');
 }
 
+/**
+ * --network container:REF (compose network_mode: service:X): the container joins REF's network
+ * namespace, with no endpoints of its own; REF's addresses, names and ports serve both.
+ */
+async function netnsOwner(d: Daemon, ref: string, req: ContainerCreate): Promise<Container> {
+  const conflicting = req.ports?.length ? 'published ports' : req.ipv4 || req.ipv6 ? 'static addresses' : req.aliases?.length ? 'network aliases' : '';
+  if (conflicting) throw badRequest(`conflicting options: ${conflicting} and network mode container:${ref}; give them to ${ref}`);
+  let owner = await d.resolveContainer(ref);
+  const root = sharedNetnsOwner(owner);
+  if (root) owner = (await d.getContainer(root)) ?? owner;
+  if (!owner.netns) throw badRequest(`container ${owner.name} uses the host's network; use --network host instead of container:${ref}`);
+  return owner;
+}
+
+/** The id of the container whose namespace c joined (network mode container:ID), if any. */
+export function sharedNetnsOwner(c: Container): string | undefined {
+  return c.config.networkMode.startsWith('container:') ? c.config.networkMode.slice('container:'.length) : undefined;
+}
+
 export async function createContainer(d: Daemon, req: ContainerCreate): Promise<ContainerView> {
   validateCreate(req);
   const networks = await d.networks();
   const netRef = req.network ?? 'bridge';
-  const net = await d.resolveNetwork(netRef);
+  const owner = netRef.startsWith('container:') ? await netnsOwner(d, netRef.slice('container:'.length), req) : undefined;
+  // a shared namespace behaves like the none driver here: nothing to attach
+  const net = owner ? (await d.resolveNetwork('none')) : await d.resolveNetwork(netRef);
   checkNetworkAllows(net, req);
   if (net.driver !== 'bridge' && req.ports?.length) throw badRequest(`published ports are not possible with network mode ${net.name}`);
   const ports = normalisePorts(req.ports ?? []);
@@ -79,13 +100,13 @@ export async function createContainer(d: Daemon, req: ContainerCreate): Promise<
       labels: req.labels ?? {},
       restart: { name: req.restart?.name ?? 'no', maxRetries: req.restart?.maxRetries ?? 0 },
       ports,
-      networkMode: net.driver === 'bridge' ? net.name : net.driver,
+      networkMode: owner ? `container:${owner.id}` : net.driver === 'bridge' ? net.name : net.driver,
       extraHosts: req.extraHosts ?? [],
       dns: req.dns ?? [],
       autoRemove: req.autoRemove || undefined,
     },
     state: { phase: 'creating', restartCount: 0, stoppedByUser: false },
-    netns: net.driver === 'host' ? undefined : containerNetns(d.nodeId, id),
+    netns: owner ? owner.netns : net.driver === 'host' ? undefined : containerNetns(d.nodeId, id),
     endpoints: {},
     ports: [],
   };
@@ -103,7 +124,7 @@ export async function createContainer(d: Daemon, req: ContainerCreate): Promise<
   d.events.emit('container', 'create', id, name);
 
   try {
-    if (c.netns) await netnsAdd(c.netns);
+    if (c.netns && !owner) await netnsAdd(c.netns);
     if (net.driver === 'bridge') {
       const ep = await allocateEndpoint(d, c, net, { ipv4: req.ipv4, ipv6: req.ipv6, aliases: req.aliases });
       c.endpoints[net.id] = ep;
@@ -116,7 +137,7 @@ export async function createContainer(d: Daemon, req: ContainerCreate): Promise<
     await d.putContainer(c);
     // the endpoint's elements are in already; published ports need their own (re-adding is a no-op)
     if (c.ports.length) await d.firewall.container(c, networks, 'add');
-    await writeEtc(d, c, networks);
+    if (!owner) await writeEtc(d, c, networks);
     c.state.phase = 'created';
     await d.putContainer(c);
   } catch (e) {
@@ -283,6 +304,10 @@ export async function removeContainer(d: Daemon, ref: string, force: boolean): P
     if (c.state.phase === 'running' && c.state.pid && processAlive(c.state.pid, c.state.pidStart ?? 0)) {
       if (!force) throw conflict(`container ${c.name} is running: stop it first or use rm -f`);
     }
+    const sharers = (await d.containers()).filter((x) => sharedNetnsOwner(x) === c.id);
+    if (sharers.length) {
+      throw conflict(`container ${c.name} shares its network namespace with ${sharers.map((x) => x.name).join(', ')}: remove them first`);
+    }
     c.state.phase = 'removing';
     await d.putContainer(c);
     await teardown(d, c);
@@ -299,9 +324,9 @@ export async function removeContainer(d: Daemon, ref: string, force: boolean): P
 export async function teardown(d: Daemon, c: Container): Promise<void> {
   const networks = await d.networks();
   if (c.state.pid) await stopProcess(c.state.pid, c.state.pidStart ?? 0, 0).catch(() => {});
-  if (c.netns) {
-    await killNetnsProcesses(c.netns);
-  }
+  // a namespace shared with others (network mode container:) is its owner's to remove
+  const ownsNetns = c.netns && !sharedNetnsOwner(c);
+  if (ownsNetns) await killNetnsProcesses(c.netns!);
   // A complete container's record says where it is attached; a half-made one may have got
   // further than its record, so every bridge network is swept for it (names derive from ids).
   const halfMade = c.state.phase === 'creating';
@@ -315,9 +340,9 @@ export async function teardown(d: Daemon, c: Container): Promise<void> {
   }
   if (Object.keys(c.endpoints).length || c.ports.length) await d.firewall.container(c, networks, 'delete');
   await releasePorts(d, c.id);
-  if (c.netns) {
-    await netnsDelete(c.netns);
-    await removeEtcFiles(c.netns);
+  if (ownsNetns) {
+    await netnsDelete(c.netns!);
+    await removeEtcFiles(c.netns!);
   }
   await rm(d.containerDir(c.id), { recursive: true, force: true });
   const nameKv = await d.store.get(K.containerName(c.name));
@@ -336,6 +361,7 @@ export async function connectContainer(d: Daemon, netRef: string, req: NetworkCo
     const c = (await d.getContainer(c0.id))!;
     if (!c.netns) throw badRequest(`container ${c.name} uses the host's network; it cannot be connected to other networks`);
     if (c.config.networkMode === 'none') throw badRequest(`container ${c.name} has network mode none; it cannot be connected to networks`);
+    if (sharedNetnsOwner(c)) throw badRequest(`container ${c.name} shares the network namespace of another container; connect that one instead`);
     if (net.driver !== 'bridge') throw badRequest(`a container cannot be connected to the ${net.name} network; run it with --network ${net.name}`);
     if (c.endpoints[net.id]) throw conflict(`container ${c.name} is already connected to network ${net.name}`);
     checkNetworkAllows(net, req);

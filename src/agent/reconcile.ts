@@ -15,7 +15,7 @@ import { BRIDGE_PREFIX, VETH_PREFIX, DEFAULT_BRIDGE, netnsPrefix } from '../driv
 import { driverFor } from '../drivers/index.js';
 import { removeEtcFiles } from '../runtime/etc.js';
 import { K } from './keys.js';
-import { teardown } from './containers.js';
+import { sharedNetnsOwner, teardown } from './containers.js';
 import { ensurePredefined } from './networks.js';
 import { claimBinding, rehold } from './ports.js';
 import type { Daemon } from './daemon.js';
@@ -51,15 +51,18 @@ export async function reconcile(d: Daemon, opts: { repair: boolean }): Promise<L
   }
 
   // 3. containers: namespaces and endpoints
+  // a namespace may be shared (network mode container:): its processes are strays only if none
+  // of the containers in it runs
+  const inUse = new Set(containers.filter((c) => c.state.phase === 'running').map((c) => c.netns));
   for (const c of containers) {
-    if (!c.netns) continue;
+    if (!c.netns || sharedNetnsOwner(c)) continue;
     const hadNetns = await netnsExists(c.netns);
     if (!hadNetns) {
       note('netns', c.netns, `namespace of container ${c.name} is missing`);
       if (opts.repair) await netnsAdd(c.netns);
       else continue;
     }
-    if (c.state.phase !== 'running') {
+    if (!inUse.has(c.netns)) {
       // a start interrupted after the process began but before it was recorded
       const strays = opts.repair ? await killNetnsProcesses(c.netns) : await netnsPids(c.netns);
       for (const pid of strays) note('process', String(pid), `process in the namespace of container ${c.name}, which is not running`);

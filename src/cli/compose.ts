@@ -95,10 +95,8 @@ async function apply(ctx: Ctx, project: Project, a: Action): Promise<void> {
       await client.delete(`/v1/networks/${seg(a.id)}`);
       return;
     case 'create-container':
-      if (a.shareNetworkWith) {
-        throw new CliError(`service ${a.service}: network_mode service:... is not supported by weft yet; give the service networks of its own`);
-      }
-      await client.post('/v1/containers', a.request);
+      // network_mode service:X joins the namespace of X's first container
+      await client.post('/v1/containers', a.shareNetworkWith ? { ...a.request, network: `container:${a.shareNetworkWith}` } : a.request);
       return;
     case 'connect':
       await client.post(`/v1/networks/${seg(a.network)}/connect`, a.request);

@@ -126,7 +126,7 @@ function addCreateOptions(cmd: Command): Command {
   return cmd
     .helpOption('--help', 'display help for command')
     .option('--name <name>', 'name the container')
-    .option('--network <network>', "connect to this network ('host', 'none', or a network's name or id)")
+    .option('--network <network>', "connect to this network ('host', 'none', 'container:NAME', or a network's name or id)")
     .option('--ip <ipv4>', 'IPv4 address on --network')
     .option('--ip6 <ipv6>', 'IPv6 address on --network')
     .option('--network-alias <alias>', 'a name for the container on --network (repeatable)', collect)

@@ -50,6 +50,9 @@ services:
   hosty:
     command: sleep 600
     network_mode: host
+  sidecar:
+    command: sleep 600
+    network_mode: service:api
   legacy:
     command: sleep 600
     networks: [outer]
@@ -151,6 +154,8 @@ describe('compose', () => {
     assert.deepEqual(Object.keys((await lab.inspect('tc-solo-1')).networks), ['none']);
     assert.deepEqual(Object.keys((await lab.inspect('tc-hosty-1')).networks), ['host']);
     assert.ok((await lab.inspect('tc-legacy-1')).networks['shared-outer'], 'external network used');
+    const side = await lab.weft('exec', 'tc-sidecar-1', 'ip', '-br', '-4', 'addr');
+    assert.match(side.stdout, new RegExp(api.networks.tc_front.ipv4!.replace(/\./g, '\\.')), 'service:api shares api\'s namespace');
   });
 
   it('does nothing on a second up, and converges a changed file', async () => {
@@ -173,7 +178,7 @@ describe('compose', () => {
     assert.equal((await lab.inspect('tc-api-1')).id, apiId);
     assert.equal((await lab.weft('exec', 'tc-web-1', 'sh', '-c', 'echo $GREETING')).stdout.trim(), 'changed');
     const ps = await lab.ok('compose', '-f', file(), 'ps', '--format', 'json');
-    assert.deepEqual(JSON.parse(ps).map((c: { name: string }) => c.name).sort(), ['tc-api-1', 'tc-helper-1', 'tc-helper-2', 'tc-hosty-1', 'tc-legacy-1', 'tc-web-1']);
+    assert.deepEqual(JSON.parse(ps).map((c: { name: string }) => c.name).sort(), ['tc-api-1', 'tc-helper-1', 'tc-helper-2', 'tc-hosty-1', 'tc-legacy-1', 'tc-sidecar-1', 'tc-web-1']);
   });
 
   it('shows logs by service and takes everything down but external networks', async () => {

@@ -93,6 +93,25 @@ describe('containers', () => {
     assert.match(conflict.stderr, /conflicting options: restart policy always and auto-remove/);
   });
 
+  it('joins another container\'s namespace with --network container:NAME', async () => {
+    await lab.ok('run', '-d', '--name', 'owner', '--network', 'apps', 'sh', '-c', 'while :; do echo hi | busybox nc -l -p 7070; done');
+    const owner = await lab.inspect('owner');
+    const r = await lab.weft('run', '--rm', '--network', 'container:owner', 'sh', '-c', 'ip -br -4 addr show eth0; busybox nc 127.0.0.1 7070 </dev/null');
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`${owner.networks.apps.ipv4!.replace(/\./g, '\\.')}/`), "the owner's address");
+    assert.match(r.stdout, /^hi$/m, "the owner's loopback");
+    await lab.ok('run', '-d', '--name', 'sidecar', '--network', 'container:owner', 'sleep', '600');
+    const refused = await lab.weft('rm', '-f', 'owner');
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /owner shares its network namespace with sidecar: remove them first/);
+    const ports = await lab.weft('run', '-d', '--network', 'container:owner', '-p', '80', 'sleep', '1');
+    assert.match(ports.stderr, /conflicting options: published ports and network mode container:owner/);
+    await lab.ok('rm', '-f', 'sidecar');
+    assert.equal((await sh('ip', ['netns', 'exec', owner.netns, 'true'])).code, 0, 'the namespace outlives its guest');
+    await lab.ok('rm', '-f', 'owner');
+    assert.match(await lab.ok('system', 'check'), /no leaks/);
+  });
+
   it('runs with --network host in the host namespace and --network none with loopback only', async () => {
     const host = await lab.weft('run', '--rm', '--network', 'host', 'ip', '-br', 'addr');
     assert.match(host.stdout, new RegExp(lab.hostAddress.replace(/\./g, '\\.')));
