@@ -101,7 +101,7 @@ interface ConfigState {
 
 export interface MetricResult {
   metric: Metric;
-  rows: { config: string; summary: Summary; ratio?: number; interval?: [number, number] }[];
+  rows: { config: string; summary: Summary; samples: number[]; ratio?: number; interval?: [number, number] }[];
 }
 
 export interface BenchResult {
@@ -397,10 +397,10 @@ function computeResults(bench: Bench, states: ConfigState[]): MetricResult[] {
       .map((s) => {
         const xs = s.samples.get(metric.name) ?? [];
         const summary = summarize(xs);
-        if (!base || base.length === 0) return { config: s.config.name, summary };
+        if (!base || base.length === 0) return { config: s.config.name, summary, samples: xs };
         const ratio = summary.median / summarize(base).median;
         const interval = s.config.name === bench.baseline ? undefined : ratioInterval(xs, base);
-        return { config: s.config.name, summary, ratio, interval };
+        return { config: s.config.name, summary, samples: xs, ratio, interval };
       });
     return { metric, rows };
   });
@@ -413,8 +413,8 @@ function targetVerdict(bench: Bench, metrics: MetricResult[], t: Target): { meas
   if (!m || !row || !vs) return { measured: '–', interval: '–', verdict: 'not measured' };
   const statesA = row.summary.median;
   const ratio = statesA / vs.summary.median;
-  let interval: [number, number] | undefined;
-  if (t.versus === bench.baseline) interval = row.interval;
+  // the same bootstrap interval whether or not the reference is the report's baseline
+  const interval: [number, number] | undefined = t.versus === bench.baseline && row.interval ? row.interval : ratioInterval(row.samples, vs.samples);
   const ok = (r: number): boolean => (t.op === '<=' ? r <= t.ratio : r >= t.ratio);
   let verdict = ok(ratio) ? 'meets' : 'misses';
   if (interval && ok(interval[0]) !== ok(interval[1])) verdict += ' (interval spans the target)';

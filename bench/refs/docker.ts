@@ -178,6 +178,11 @@ export class DockerRef {
     return { network, a, b };
   }
 
+  /** dockerd's PID (0 when not running); the embedded DNS of every container is served from it. */
+  get dockerdPid(): number {
+    return this.daemonPid;
+  }
+
   /** RSS in bytes of dockerd and containerd (the daemons, not the per-container shims). */
   async daemonRss(): Promise<{ dockerd: number; containerd: number; shims: number; shimCount: number }> {
     const pids = await netnsPids(this.ns);

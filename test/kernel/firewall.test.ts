@@ -327,7 +327,7 @@ describe('weft nftables tables on a real kernel', { timeout: 240_000 }, () => {
     }
     const inet = await nftListTable('inet', 'weft', { netns: HOST });
     const chains = (inet ?? []).filter((o) => 'chain' in o).map((o) => (o.chain as { name: string }).name).sort();
-    assert.deepEqual(chains, ['forward', 'output', 'postrouting', 'prerouting', 'publish']);
+    assert.deepEqual(chains, ['forward', 'input', 'output', 'postrouting', 'prerouting', 'publish']);
   });
 
   it('controls: without the tables, every kind of traffic the other tests block does flow', async () => {
