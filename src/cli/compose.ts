@@ -177,32 +177,40 @@ async function up(ctx: Ctx, flags: ProjectFlags & { detach?: boolean; removeOrph
  */
 async function attach(ctx: Ctx, project: Project): Promise<void> {
   const { containers } = await currentState(ctx, project.name);
-  const width = Math.max(0, ...containers.map((c) => c.name.length));
   const abort = new AbortController();
   let stopping = false;
   const off = ctx.io.onSignal(() => {
-    if (stopping) return;
+    if (stopping) return abort.abort(); // a second Ctrl-C: stop waiting
     stopping = true;
     ctx.note('Gracefully stopping... (press Ctrl+C again to force)');
     void Promise.all(containers.map((c) => ctx.client().post(`/v1/containers/${seg(c.id)}/stop`).catch(() => {}))).then(() => abort.abort());
   });
   try {
-    await Promise.all(
-      containers.map((c) => {
-        const prefix = `${c.name.padEnd(width)}  | `;
-        const out = prefixer(prefix, (s) => ctx.io.stdout.write(s));
-        const err = prefixer(prefix, (s) => ctx.io.stderr.write(s));
-        return ctx
-          .client()
-          .framed('GET', `/v1/containers/${seg(c.id)}/logs`, { query: { follow: true, stdout: true, stderr: true }, signal: abort.signal }, { stdout: out, stderr: err })
-          .catch((e: Error) => {
-            if (e.name !== 'AbortError') throw e;
-          });
-      }),
-    );
+    await showLogs(ctx, containers, true, abort.signal);
   } finally {
     off();
   }
+}
+
+/** The output of several containers, each line prefixed with its container's name. */
+async function showLogs(ctx: Ctx, containers: ContainerView[], follow: boolean, signal?: AbortSignal): Promise<void> {
+  const width = Math.max(0, ...containers.map((c) => c.name.length));
+  await Promise.all(
+    containers.map((c) => {
+      const prefix = `${c.name.padEnd(width)}  | `;
+      return ctx
+        .client()
+        .framed(
+          'GET',
+          `/v1/containers/${seg(c.id)}/logs`,
+          { query: { follow, stdout: true, stderr: true }, signal },
+          { stdout: prefixer(prefix, (s) => ctx.io.stdout.write(s)), stderr: prefixer(prefix, (s) => ctx.io.stderr.write(s)) },
+        )
+        .catch((e: Error) => {
+          if (e.name !== 'AbortError') throw e;
+        });
+    }),
+  );
 }
 
 /** Writes a stream's output line by line, each line prefixed (a partial line waits for its end). */
@@ -252,18 +260,7 @@ async function logs(ctx: Ctx, services: string[], flags: ProjectFlags & { follow
     .filter((c) => !services.length || services.includes(c.config.labels[SERVICE_LABEL] ?? ''))
     .sort((a, b) => a.name.localeCompare(b.name));
   if (services.length && !containers.length) throw new CliError(`no containers for service ${services.join(', ')} in project ${project.name}`);
-  const width = Math.max(0, ...containers.map((c) => c.name.length));
-  await Promise.all(
-    containers.map((c) => {
-      const prefix = `${c.name.padEnd(width)}  | `;
-      return ctx.client().framed(
-        'GET',
-        `/v1/containers/${seg(c.id)}/logs`,
-        { query: { follow: Boolean(flags.follow), stdout: true, stderr: true } },
-        { stdout: prefixer(prefix, (s) => ctx.io.stdout.write(s)), stderr: prefixer(prefix, (s) => ctx.io.stderr.write(s)) },
-      );
-    }),
-  );
+  await showLogs(ctx, containers, Boolean(flags.follow));
 }
 
 async function config(ctx: Ctx, flags: ProjectFlags): Promise<void> {
