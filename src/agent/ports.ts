@@ -55,7 +55,14 @@ export function normalisePorts(reqs: PortRequest[]): PortBinding[] {
   return reqs.map((r) => {
     const hostIp = r.hostIp ?? '';
     if (hostIp && !familyOf(hostIp)) throw badRequest(`invalid host IP "${hostIp}" in published port ${r.containerPort}; give an IPv4 or IPv6 address`);
-    return { hostIp, hostPort: r.hostPort ?? 0, containerPort: r.containerPort, protocol: (r.protocol ?? 'tcp') as Protocol };
+    const spec: PortBinding = { hostIp, hostPort: r.hostPort ?? 0, containerPort: r.containerPort, protocol: (r.protocol ?? 'tcp') as Protocol };
+    if (r.hostPortEnd !== undefined && r.hostPortEnd !== spec.hostPort) {
+      if (!spec.hostPort || r.hostPortEnd < spec.hostPort) {
+        throw badRequest(`invalid host port range ${spec.hostPort}-${r.hostPortEnd} for published port ${r.containerPort}: give hostPort <= hostPortEnd`);
+      }
+      spec.hostPortEnd = r.hostPortEnd;
+    }
+    return spec;
   });
 }
 
@@ -83,7 +90,8 @@ export async function claimPorts(d: Daemon, owner: string, wanted: PortBinding[]
     try {
       for (const want of wanted) {
         let p = want;
-        if (p.hostPort === 0) p = await pickFree(p, taken);
+        if (p.hostPort === 0) p = await pickFree(p, taken, EPHEMERAL, true);
+        else if (p.hostPortEnd) p = await pickFree(p, taken, { first: p.hostPort, last: p.hostPortEnd }, false);
         else {
           const other = taken(p);
           if (other) throw conflict(`port ${describe(p)} is already published by container ${other.owner.slice(0, 12)}; choose another host port`);
@@ -116,11 +124,13 @@ async function holdOrExplain(p: PortBinding): Promise<void> {
   }
 }
 
-async function pickFree(p: PortBinding, taken: (p: PortBinding) => unknown): Promise<PortBinding> {
-  const span = EPHEMERAL.last - EPHEMERAL.first + 1;
-  const start = Math.floor(Math.random() * span);
-  for (let i = 0; i < 200; i++) {
-    const cand = { ...p, hostPort: EPHEMERAL.first + ((start + i) % span) };
+/** A free port in range: from a random place (the ephemeral range) or from its first port. */
+async function pickFree(p: PortBinding, taken: (p: PortBinding) => unknown, range: { first: number; last: number }, random: boolean): Promise<PortBinding> {
+  const span = range.last - range.first + 1;
+  const start = random ? Math.floor(Math.random() * span) : 0;
+  const { hostPortEnd: _, ...rest } = p;
+  for (let i = 0; i < Math.min(span, 200); i++) {
+    const cand = { ...rest, hostPort: range.first + ((start + i) % span) };
     if (taken(cand)) continue;
     try {
       held.set(holdKey(cand), await bind(cand));
@@ -129,7 +139,7 @@ async function pickFree(p: PortBinding, taken: (p: PortBinding) => unknown): Pro
       // in use on the host: try the next one
     }
   }
-  throw conflict(`no free host port for ${p.containerPort}/${p.protocol} in ${EPHEMERAL.first}-${EPHEMERAL.last}`);
+  throw conflict(`no free host port for ${p.containerPort}/${p.protocol} in ${range.first}-${range.last}`);
 }
 
 function releaseHold(p: PortBinding): void {

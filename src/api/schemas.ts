@@ -90,6 +90,8 @@ export const PortRequest = Type.Object(
     hostIp: Type.Optional(Type.String()),
     /** 0 or absent: pick a free port */
     hostPort: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+    /** with hostPort: publish on the first free port of hostPort..hostPortEnd (-p 8000-8010:80) */
+    hostPortEnd: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
     containerPort: Type.Integer({ minimum: 1, maximum: 65535 }),
     protocol: Type.Optional(Type.Union([Type.Literal('tcp'), Type.Literal('udp')])),
   },

@@ -79,12 +79,8 @@ describe('parsePortSpec', () => {
     ]);
   });
 
-  it('a range of host ports with one container port', () => {
-    assert.deepEqual(parsePortSpec('8000-8002:80'), [
-      { containerPort: 80, hostPort: 8000, protocol: 'tcp' },
-      { containerPort: 80, hostPort: 8001, protocol: 'tcp' },
-      { containerPort: 80, hostPort: 8002, protocol: 'tcp' },
-    ]);
+  it('a range of host ports with one container port: one free port of the range, as in Docker', () => {
+    assert.deepEqual(parsePortSpec('8000-8002:80'), [{ containerPort: 80, hostPort: 8000, hostPortEnd: 8002, protocol: 'tcp' }]);
   });
 
   it('a one-port range is a port', () => {

@@ -10,9 +10,7 @@
  *   [::1]:8080:80  [::1]::80   IPv6 host addresses go in brackets
  *   8000-8002:80-82         ranges of the same length, paired in order
  *   80-82                   each with a free host port
- *   8000-8002:80            a range of host ports for one container port: each host port of
- *                           the range is published to it (see PortRequest: the API has no
- *                           "pick one port in this range")
+ *   8000-8002:80            the first free port of the host range, as in Docker (hostPortEnd)
  *   53:53/udp               protocol (default tcp)
  *
  * Pure: no I/O; errors are CliErrors naming the spec.
@@ -118,7 +116,10 @@ export function parsePortSpec(spec: string): PortRequest[] {
   const hostCount = host.end - host.start + 1;
   if (containerCount === 1) {
     if (hostCount > 1 && host.start === 0) throw bad(spec, 'host port 0 cannot start a range');
-    for (let h = host.start; h <= host.end; h++) out.push(base(container.start, h));
+    // as in Docker: one port, the first free one of the host range
+    const req = base(container.start, host.start);
+    if (hostCount > 1) req.hostPortEnd = host.end;
+    out.push(req);
     return out;
   }
   if (hostCount !== containerCount) {

@@ -343,7 +343,7 @@ describe('services', () => {
     assert.equal(req.name, 'shop-web-3');
     assert.deepEqual(req.ports, [
       { containerPort: 9000, protocol: 'tcp' },
-      { containerPort: 80, hostPort: 8002, protocol: 'tcp' },
+      { containerPort: 80, hostPort: 8000, hostPortEnd: 8002, protocol: 'tcp' },
     ]);
     assert.deepEqual(
       Object.fromEntries(Object.entries(req.labels ?? {}).filter(([k]) => k !== LABELS.configHash)),

@@ -79,7 +79,7 @@ export interface ProjectService {
   /** primary first (highest priority, then by key); empty with networkMode */
   networks: ServiceNetwork[];
   create: ServiceCreate;
-  /** host port ranges shared out among replicas ("8000-8002:80"): replica n gets port start+n-1 */
+  /** host port ranges shared out among replicas ("8000-8002:80"): each takes a free port of the range */
   replicaPorts: ReplicaPort[];
   healthcheck?: Healthcheck;
   stopGracePeriodMs: number;

@@ -40,11 +40,11 @@ describe('short port syntax', () => {
     assert.deepEqual(fixed('53:53/UDP'), [{ containerPort: 53, hostPort: 53, protocol: 'udp' }]);
   });
 
-  it('a host range for one container port is shared out among replicas', () => {
+  it('a host range for one container port is shared out among replicas: each takes a free one', () => {
     const [e] = expandPorts([parseShortPort('127.0.0.1:8000-8002:80')], 3);
     assert.deepEqual(e.fixed, []);
     assert.deepEqual(e.perReplica, [{ hostIp: '127.0.0.1', hostPortStart: 8000, hostPortEnd: 8002, containerPort: 80, protocol: 'tcp' }]);
-    assert.deepEqual(replicaPortRequest(e.perReplica[0], 3), { containerPort: 80, hostPort: 8002, hostIp: '127.0.0.1', protocol: 'tcp' });
+    assert.deepEqual(replicaPortRequest(e.perReplica[0], 3), { containerPort: 80, hostPort: 8000, hostPortEnd: 8002, hostIp: '127.0.0.1', protocol: 'tcp' });
   });
 
   it('rejects what cannot work, saying why', () => {

@@ -167,8 +167,9 @@ function expandOne(m: PortMapping, replicas: number): { fixed: PortRequest[]; pe
 }
 
 /** The PortRequest replica n (1-based) gets from a shared host range. */
-export function replicaPortRequest(p: ReplicaPort, n: number): PortRequest {
-  const r: PortRequest = { containerPort: p.containerPort, hostPort: p.hostPortStart + n - 1, protocol: p.protocol };
+export function replicaPortRequest(p: ReplicaPort, _n: number): PortRequest {
+  // as in Compose, each replica takes a free port of the range (the agent picks the first free one)
+  const r: PortRequest = { containerPort: p.containerPort, hostPort: p.hostPortStart, hostPortEnd: p.hostPortEnd, protocol: p.protocol };
   if (p.hostIp !== undefined) r.hostIp = p.hostIp;
   return r;
 }

@@ -61,6 +61,8 @@ export type Protocol = 'tcp' | 'udp';
 export interface PortSpec {
   hostIp: string;
   hostPort: number;
+  /** pick the first free port of hostPort..hostPortEnd (-p 8000-8010:80); absent once bound */
+  hostPortEnd?: number;
   containerPort: number;
   protocol: Protocol;
 }

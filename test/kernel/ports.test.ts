@@ -50,6 +50,19 @@ describe('published ports', () => {
     assert.equal((await lab.ok('port', 'rnd', '8080')).trim(), `0.0.0.0:${hostPort}`);
   });
 
+  it('takes the first free port of a host range for one container port, as Docker does', async () => {
+    await lab.ok('run', '-d', '--name', 'r1', '--network', 'pub', '-p', '8090-8091:8080', 'node', ECHO, '8080');
+    await lab.ok('run', '-d', '--name', 'r2', '--network', 'pub', '-p', '8090-8091:8080', 'node', ECHO, '8080');
+    assert.deepEqual([(await lab.inspect('r1')).ports[0].hostPort, (await lab.inspect('r2')).ports[0].hostPort], [8090, 8091]);
+    const r2 = await lab.inspect('r2');
+    const body = await eventually(() => httpGet(lab.outsideNetns, `http://${lab.hostAddress}:8091/`), 10_000, 'second port of the range');
+    assert.equal(JSON.parse(body).server, r2.id.slice(0, 12));
+    const full = await lab.weft('run', '-d', '--network', 'pub', '-p', '8090-8091:8080', 'sleep', '60');
+    assert.notEqual(full.code, 0);
+    assert.match(full.stderr, /no free host port for 8080\/tcp in 8090-8091/);
+    await lab.ok('rm', '-f', 'r1', 'r2');
+  });
+
   it('refuses a port that is already published, leaving nothing behind', async () => {
     const before = await lab.ok('ps', '-a', '-q');
     const r = await lab.weft('run', '-d', '--name', 'dup', '--network', 'pub', '-p', '8080:80', 'sleep', '60');
