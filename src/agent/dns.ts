@@ -7,12 +7,12 @@
  * networks wait for the rebuild their events started (`settled()`), so a name is answerable by
  * the time `weft run -d` returns, and gone by the time `weft stop` returns.
  */
-import { readHostResolvConf } from '../runtime/etc.js';
+import { parseResolvConf, readHostResolvConf } from '../runtime/etc.js';
 import { DnsServer } from '../dns/server.js';
 import { NameTable, type DnsSnapshot } from '../dns/records.js';
-import type { Container, Network } from '../model/types.js';
+import { hasEmbeddedDns, type Container, type Network } from '../model/types.js';
 import type { Daemon } from './daemon.js';
-import { hasEmbeddedDns } from './firewall.js';
+import { primaryEndpoint } from './firewall.js';
 
 export interface Upstream {
   host: string;
@@ -23,11 +23,7 @@ export const DNS_PORT = 53;
 
 /** The nameservers of a resolv.conf text, as upstreams on port 53. */
 export function resolvConfUpstreams(text: string): Upstream[] {
-  return text
-    .split('\n')
-    .map((l) => l.trim().split(/\s+/))
-    .filter((f) => f[0] === 'nameserver' && f[1])
-    .map((f) => ({ host: f[1].replace(/%.*$/, ''), port: DNS_PORT }));
+  return parseResolvConf(text).nameservers.map((ns) => ({ host: ns.replace(/%.*$/, ''), port: DNS_PORT }));
 }
 
 /** The model as the name table needs it. */
@@ -43,15 +39,11 @@ export function dnsSnapshot(networks: Network[], containers: Container[]): DnsSn
   };
 }
 
-/** The address a container's resolv.conf names: the gateway of its first user-defined network. */
+/** The address a container's resolv.conf names: the gateway of its primary user-defined network. */
 export function embeddedNameserver(c: Container, networks: Network[]): string | undefined {
   const byId = new Map(networks.map((n) => [n.id, n]));
-  const eps = Object.values(c.endpoints).filter((e) => {
-    const n = byId.get(e.networkId);
-    return n && hasEmbeddedDns(n);
-  });
-  const primary = networks.find((n) => n.name === c.config.networkMode);
-  const ep = eps.find((e) => e.networkId === primary?.id) ?? eps.sort((a, b) => a.ifname.localeCompare(b.ifname))[0];
+  const endpoints = Object.fromEntries(Object.entries(c.endpoints).filter(([id]) => byId.has(id) && hasEmbeddedDns(byId.get(id)!)));
+  const ep = primaryEndpoint({ ...c, endpoints }, networks);
   return ep && byId.get(ep.networkId)!.subnets.find((s) => s.family === 4)?.gateway;
 }
 
@@ -88,10 +80,6 @@ export class DnsController {
     this.unsubscribe?.();
     await this.settled();
     await this.server.closeAll();
-  }
-
-  stats(): ReturnType<DnsServer['stats']> {
-    return this.server.stats();
   }
 
   /** Resolves once the table reflects every event so far. */

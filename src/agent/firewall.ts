@@ -5,7 +5,7 @@
  * deltas waiting together are applied as one nft transaction, and a failed delta batch falls back
  * to a full replace (the store is the truth).
  */
-import type { Container, Network } from '../model/types.js';
+import { hasEmbeddedDns, type Container, type Network } from '../model/types.js';
 import type { FirewallModel, FwEndpoint, FwPort } from '../firewall/model.js';
 import { compileFirewall, endpointElements, portElements } from '../firewall/compile.js';
 import { nftApply, nftReplaceTable } from '../kernel/nft.js';
@@ -98,11 +98,6 @@ export async function buildModel(d: Daemon): Promise<FirewallModel> {
     model.ports.push(...m.ports);
   }
   return model;
-}
-
-/** User-defined bridge networks have weft's embedded DNS on their gateways; the predefined bridge has not (as in Docker). */
-export function hasEmbeddedDns(n: Network): boolean {
-  return n.driver === 'bridge' && !n.builtin;
 }
 
 /** The firewall's view of one container: its endpoints and its published ports. */

@@ -12,9 +12,6 @@ import { json, portsColumn, table } from './format.js';
 import { parseFormat } from './options.js';
 import { seg } from './client.js';
 
-const PROJECT_LABEL = 'com.docker.compose.project';
-const SERVICE_LABEL = 'com.docker.compose.service';
-
 interface ProjectFlags {
   file?: string[];
   projectName?: string;
@@ -77,9 +74,10 @@ async function projectByName(ctx: Ctx, flags: ProjectFlags): Promise<Project> {
 }
 
 async function currentState(ctx: Ctx, project: string): Promise<{ networks: NetworkView[]; containers: ContainerView[] }> {
+  const { LABELS } = await compose();
   const [networks, containers] = await Promise.all([
     ctx.client().get<NetworkView[]>('/v1/networks'),
-    ctx.client().get<ContainerView[]>('/v1/containers', { all: true, label: `${PROJECT_LABEL}=${project}` }),
+    ctx.client().get<ContainerView[]>('/v1/containers', { all: true, label: `${LABELS.project}=${project}` }),
   ]);
   return { networks, containers };
 }
@@ -129,9 +127,10 @@ async function waitForDependency(
     return;
   }
   if (dep.condition !== 'service_completed_successfully') return;
+  const { LABELS } = await compose();
   const containers = await ctx.client().get<ContainerView[]>('/v1/containers', {
     all: true,
-    label: [`${PROJECT_LABEL}=${project.name}`, `${SERVICE_LABEL}=${dep.service}`],
+    label: [`${LABELS.project}=${project.name}`, `${LABELS.service}=${dep.service}`],
   });
   for (const c of containers) {
     const { exitCode } = await ctx.client().post<{ exitCode: number }>(`/v1/containers/${seg(c.id)}/wait`);
@@ -250,14 +249,16 @@ async function ps(ctx: Ctx, flags: ProjectFlags & { all?: boolean; format: strin
     ctx.out(json(list));
     return;
   }
-  const rows = list.map((c) => [c.name, c.config.labels[SERVICE_LABEL] ?? '', c.status, portsColumn(c.ports)]);
+  const { LABELS } = await compose();
+  const rows = list.map((c) => [c.name, c.config.labels[LABELS.service] ?? '', c.status, portsColumn(c.ports)]);
   ctx.out(table(['NAME', 'SERVICE', 'STATUS', 'PORTS'], rows));
 }
 
 async function logs(ctx: Ctx, services: string[], flags: ProjectFlags & { follow?: boolean }): Promise<void> {
   const project = await projectByName(ctx, flags);
+  const { LABELS } = await compose();
   const containers = (await currentState(ctx, project.name)).containers
-    .filter((c) => !services.length || services.includes(c.config.labels[SERVICE_LABEL] ?? ''))
+    .filter((c) => !services.length || services.includes(c.config.labels[LABELS.service] ?? ''))
     .sort((a, b) => a.name.localeCompare(b.name));
   if (services.length && !containers.length) throw new CliError(`no containers for service ${services.join(', ')} in project ${project.name}`);
   await showLogs(ctx, containers, Boolean(flags.follow));

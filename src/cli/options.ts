@@ -183,7 +183,8 @@ export function parseStoreSpec(value: string): string {
 
 /** --dns-upstream: IP, IP:PORT or [IPv6]:PORT (port 53 by default). */
 export function parseDnsUpstream(value: string): { host: string; port: number } {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+))(?::(\d{1,5}))?$/.exec(value) ?? (isIPv6(value) ? [value, value] : null);
+  if (isIPv6(value)) return { host: value, port: 53 };
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+))(?::(\d{1,5}))?$/.exec(value);
   const host = m?.[1] ?? m?.[2];
   const port = m?.[3] === undefined ? 53 : Number(m[3]);
   if (!host || isIP(host) === 0 || port < 1 || port > 65535) {

@@ -124,3 +124,9 @@ export interface Container {
 }
 
 export const PREDEFINED_NETWORKS = ['bridge', 'host', 'none'] as const;
+
+/** User-defined bridge networks have weft's embedded DNS on their gateways; the predefined bridge has not (as in Docker). */
+export function hasEmbeddedDns(n: Network): boolean {
+  return n.driver === 'bridge' && !n.builtin;
+}
+
