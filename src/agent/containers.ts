@@ -5,7 +5,9 @@
  */
 import { rm } from 'node:fs/promises';
 import type { Container, Endpoint, Network, PortBinding } from '../model/types.js';
-import type { ContainerCreate, ContainerView, NetworkConnect } from '../api/schemas.js';
+import type { ContainerCreate, ContainerView, HealthcheckRequest, NetworkConnect } from '../api/schemas.js';
+import { healthSpec, HealthSpecError, type HealthSpec } from '../health/spec.js';
+import { initialHealth } from '../health/state.js';
 import { allocate, release, releaseOwner } from '../ipam/allocator.js';
 import { containsIp, familyOf } from '../ipam/cidr.js';
 import { netnsAdd, netnsDelete } from '../kernel/net.js';
@@ -37,6 +39,17 @@ function validateCreate(req: ContainerCreate): void {
   checkAddresses(req);
   if (req.hostname !== undefined && !/^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,62})$/.test(req.hostname))
     throw badRequest(`invalid hostname "${req.hostname}"`);
+}
+
+/** The API's healthcheck as a HealthSpec (undefined: none or disabled); errors name the field. */
+export function checkedHealthSpec(req: HealthcheckRequest | undefined): HealthSpec | undefined {
+  if (!req) return undefined;
+  try {
+    return healthSpec(req);
+  } catch (e) {
+    if (e instanceof HealthSpecError) throw badRequest(`healthcheck: ${e.message}`);
+    throw e;
+  }
 }
 
 type Attachment = { ipv4?: string; ipv6?: string; aliases?: string[] };
@@ -104,6 +117,7 @@ export async function createContainer(d: Daemon, req: ContainerCreate): Promise<
       extraHosts: req.extraHosts ?? [],
       dns: req.dns ?? [],
       autoRemove: req.autoRemove || undefined,
+      healthcheck: checkedHealthSpec(req.healthcheck),
     },
     state: { phase: 'creating', restartCount: 0, stoppedByUser: false },
     netns: owner ? owner.netns : net.driver === 'host' ? undefined : containerNetns(d.nodeId, id),
@@ -237,7 +251,7 @@ export async function launch(d: Daemon, c: Container): Promise<void> {
       env: c.config.env,
       workdir: c.config.workdir,
     });
-    c.state = { ...c.state, phase: 'running', pid, pidStart, startedAt: new Date().toISOString(), exitCode: undefined, finishedAt: undefined, stoppedByUser: false, error: undefined };
+    c.state = { ...c.state, phase: 'running', pid, pidStart, startedAt: new Date().toISOString(), exitCode: undefined, finishedAt: undefined, stoppedByUser: false, error: undefined, health: c.config.healthcheck ? initialHealth() : undefined };
   } catch (e) {
     c.state = { ...c.state, phase: c.state.phase === 'running' ? 'exited' : c.state.phase, error: String((e as Error).message ?? e) };
     await d.putContainer(c);
@@ -280,7 +294,7 @@ async function stopLocked(d: Daemon, c: Container, timeoutSec: number): Promise<
 }
 
 export function markExited(c: Container, code: number): void {
-  c.state = { ...c.state, phase: 'exited', exitCode: code, finishedAt: new Date().toISOString(), pid: undefined, pidStart: undefined };
+  c.state = { ...c.state, phase: 'exited', exitCode: code, finishedAt: new Date().toISOString(), pid: undefined, pidStart: undefined, health: undefined };
 }
 
 export async function restartContainer(d: Daemon, ref: string, timeoutSec = 10): Promise<ContainerView> {

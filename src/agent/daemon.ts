@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import type { Store } from '../store/types.js';
 import { rangeJSON, getJSON } from '../store/types.js';
-import type { Container, Network } from '../model/types.js';
+import type { Container, Network, Service } from '../model/types.js';
 import type { ContainerView, NetworkView } from '../api/schemas.js';
 import { EventBus } from './events.js';
 import { KeyedLock } from './lock.js';
@@ -15,6 +15,8 @@ import { notFound, badRequest } from './errors.js';
 import { FirewallQueue } from './firewall.js';
 import { describeStatus } from './status.js';
 import type { DnsController, Upstream } from './dns.js';
+import type { LbController } from './lb.js';
+import type { HealthController } from './health.js';
 import { readHostResolvConf } from '../runtime/etc.js';
 
 export interface NodeIdentity {
@@ -30,6 +32,8 @@ export interface DaemonOptions extends NodeIdentity {
   storeSpec: string;
   /** --dns-upstream: used instead of the host's resolv.conf nameservers */
   dnsUpstreams?: Upstream[];
+  /** --service-range: where services' virtual IPs come from (default 10.96.0.0/16) */
+  serviceRange?: string;
 }
 
 export class Daemon {
@@ -38,6 +42,9 @@ export class Daemon {
   readonly firewall: FirewallQueue;
   /** the embedded DNS (absent in unit tests that build a bare Daemon) */
   dns?: DnsController;
+  /** services' load balancing (absent in unit tests that build a bare Daemon) */
+  lb?: LbController;
+  health?: HealthController;
   /** resolvers waiting for a container to stop running */
   readonly waiters = new Map<string, Array<() => void>>();
 
@@ -75,6 +82,10 @@ export class Daemon {
 
   async containers(): Promise<Container[]> {
     return rangeJSON<Container>(this.store, K.containers);
+  }
+
+  async services(): Promise<Service[]> {
+    return rangeJSON<Service>(this.store, K.services);
   }
 
   async getContainer(id: string): Promise<Container | undefined> {
@@ -127,7 +138,9 @@ export class Daemon {
       const n = nets.find((x) => x.name === c.config.networkMode);
       if (n) named[n.name] = { networkId: n.id, networkName: n.name, ifname: '', hostIfname: '', mac: '', aliases: [] };
     }
-    return { ...c, status: describeStatus(c.state), networks: named };
+    const health = c.state.phase === 'running' ? this.health?.state(c.id) : undefined;
+    const state = health ? { ...c.state, health } : c.state;
+    return { ...c, state, status: describeStatus(state), networks: named };
   }
 
   // ------------------------------------------------------------------ waiting for exits

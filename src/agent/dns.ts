@@ -9,9 +9,12 @@
  */
 import { parseResolvConf, readHostResolvConf } from '../runtime/etc.js';
 import { DnsServer } from '../dns/server.js';
-import { NameTable, type DnsSnapshot } from '../dns/records.js';
-import { hasEmbeddedDns, type Container, type Network } from '../model/types.js';
+import { NameTable, type DnsExtraName, type DnsSnapshot, type DnsSrv } from '../dns/records.js';
+import { hasEmbeddedDns, type Container, type Network, type Service } from '../model/types.js';
+import type { HealthStatus } from '../health/state.js';
+import { serviceBackends, type Backend } from './lb.js';
 import type { Daemon } from './daemon.js';
+import { Coalescer } from './coalesce.js';
 import { primaryEndpoint } from './firewall.js';
 
 export interface Upstream {
@@ -26,9 +29,38 @@ export function resolvConfUpstreams(text: string): Upstream[] {
   return parseResolvConf(text).nameservers.map((ns) => ({ host: ns.replace(/%.*$/, ''), port: DNS_PORT }));
 }
 
+/**
+ * A service's names, on the networks it is reached on (its own, or its backends'): NAME gives the
+ * VIP (vip mode, hiding containers' aliases of the same name) or the serving backends (dnsrr);
+ * tasks.NAME always gives the serving backends; each named port has an SRV record
+ * _PORT._PROTO.NAME pointing at NAME (vip) or at each backend (dnsrr).
+ */
+export function serviceNames(s: Service, backends: Backend[], networks: Network[]): { extra: DnsExtraName[]; srv: DnsSrv[] } {
+  const userDefined = new Set(networks.filter(hasEmbeddedDns).map((n) => n.id));
+  const networkIds = s.network ? [s.network] : [...new Set(backends.map((b) => b.networkId).filter((id): id is string => !!id))];
+  const scope = networkIds.filter((id) => userDefined.has(id));
+  const serving = backends.filter((b) => b.active);
+  const ips = serving.map((b) => b.ip!);
+  const extra: DnsExtraName[] = [
+    { name: s.name, networkIds: scope, ipv4: s.vip ? [s.vip] : ips, replace: true },
+    { name: `tasks.${s.name}`, networkIds: scope, ipv4: ips, replace: true },
+  ];
+  const srv: DnsSrv[] = [];
+  for (const p of s.ports) {
+    if (!p.name) continue;
+    const name = `_${p.name}._${p.protocol}.${s.name}`;
+    if (s.vip) srv.push({ name, networkIds: scope, target: s.name, port: p.port });
+    else for (const b of serving) srv.push({ name, networkIds: scope, target: b.c.name, port: p.targetPort });
+  }
+  return { extra, srv };
+}
+
 /** The model as the name table needs it. */
-export function dnsSnapshot(networks: Network[], containers: Container[]): DnsSnapshot {
+export function dnsSnapshot(networks: Network[], containers: Container[], services: Service[] = [], probe?: (s: Service, c: Container) => HealthStatus | undefined): DnsSnapshot {
+  const names = services.map((s) => serviceNames(s, serviceBackends(s, containers, networks, probe), networks));
   return {
+    extra: names.flatMap((n) => n.extra),
+    srv: names.flatMap((n) => n.srv),
     networks: networks.map((n) => ({ id: n.id, name: n.name, internal: n.internal, userDefined: hasEmbeddedDns(n) })),
     containers: containers.map((c) => ({
       id: c.id,
@@ -53,8 +85,10 @@ export class DnsController {
   private upstreams: Upstream[] = [];
   /** containers run with --dns (compose `dns:`): their names are forwarded there instead */
   private own = new Map<string, Upstream[]>();
-  private rebuilding?: Promise<void>;
-  private again = false;
+  private readonly rebuilds = new Coalescer(
+    () => this.rebuild(),
+    (e) => this.d.log.warn({ err: String(e) }, 'DNS table rebuild failed'),
+  );
   private unsubscribe?: () => void;
 
   constructor(private readonly d: Daemon) {
@@ -70,7 +104,7 @@ export class DnsController {
       ? this.d.opts.dnsUpstreams
       : resolvConfUpstreams(await readHostResolvConf());
     this.unsubscribe = this.d.events.subscribe((ev) => {
-      if (ev.type === 'container' || ev.type === 'network') this.invalidate();
+      if (ev.type === 'container' || ev.type === 'network' || ev.type === 'service') this.invalidate();
     });
     this.invalidate();
     await this.settled();
@@ -83,30 +117,18 @@ export class DnsController {
   }
 
   /** Resolves once the table reflects every event so far. */
-  async settled(): Promise<void> {
-    while (this.rebuilding) await this.rebuilding;
+  settled(): Promise<void> {
+    return this.rebuilds.settled();
   }
 
   /** Schedules a rebuild (coalesced with one already running). */
   invalidate(): void {
-    if (this.rebuilding) {
-      this.again = true;
-      return;
-    }
-    this.rebuilding = this.rebuild()
-      .catch((e) => this.d.log.warn({ err: String(e) }, 'DNS table rebuild failed'))
-      .finally(() => {
-        this.rebuilding = undefined;
-        if (this.again) {
-          this.again = false;
-          this.invalidate();
-        }
-      });
+    this.rebuilds.invalidate();
   }
 
   private async rebuild(): Promise<void> {
-    const [networks, containers] = await Promise.all([this.d.networks(), this.d.containers()]);
-    const table = new NameTable(dnsSnapshot(networks, containers));
+    const [networks, containers, services] = await Promise.all([this.d.networks(), this.d.containers(), this.d.services()]);
+    const table = new NameTable(dnsSnapshot(networks, containers, services, this.d.lb?.probeOf));
     for (const w of table.warnings) this.d.log.warn({ warning: w }, 'DNS table');
     this.table = table;
     this.own = new Map(

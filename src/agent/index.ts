@@ -12,6 +12,8 @@ import { inNetns, reexecInNetns } from '../kernel/reexec.js';
 import { Daemon, type NodeIdentity } from './daemon.js';
 import { reconcile } from './reconcile.js';
 import { Monitor } from './monitor.js';
+import { LbController } from './lb.js';
+import { HealthController } from './health.js';
 import { DnsController } from './dns.js';
 import { buildServer } from './server.js';
 import { closeAllHolds } from './ports.js';
@@ -55,7 +57,7 @@ export async function runAgent(opts: AgentOptions): Promise<void> {
   const store = await openStore(opts.store, opts.stateDir);
   const d = new Daemon(
     store,
-    { ...identity, stateDir: opts.stateDir, socket: opts.socket, storeSpec: opts.store, dnsUpstreams: opts.dnsUpstreams },
+    { ...identity, stateDir: opts.stateDir, socket: opts.socket, storeSpec: opts.store, dnsUpstreams: opts.dnsUpstreams, serviceRange: opts.serviceRange },
     log,
   );
 
@@ -63,7 +65,11 @@ export async function runAgent(opts: AgentOptions): Promise<void> {
   const repaired = await reconcile(d, { repair: true });
   log.info({ repaired: repaired.length, ms: Date.now() - t0 }, 'reconciled the kernel with the store');
 
+  d.lb = new LbController(d);
+  d.health = new HealthController(d);
   d.dns = new DnsController(d);
+  await d.lb.start();
+  await d.health.start();
   await d.dns.start();
 
   const monitor = new Monitor(d);
@@ -86,6 +92,8 @@ export async function runAgent(opts: AgentOptions): Promise<void> {
   monitor.stop();
   await app.close();
   await d.dns.stop();
+  d.health.stop();
+  await d.lb.stop();
   closeAllHolds();
   await store.close();
   await rm(opts.socket, { force: true });

@@ -8,6 +8,8 @@ export interface AgentOptions {
   logLevel?: string;
   /** resolvers the embedded DNS forwards to; default: the host's resolv.conf */
   dnsUpstreams?: { host: string; port: number }[];
+  /** where services' virtual IPs come from (default 10.96.0.0/16) */
+  serviceRange?: string;
 }
 
 export const DEFAULT_STATE_DIR = '/var/lib/weft';

@@ -18,6 +18,7 @@ import { K } from './keys.js';
 import { sharedNetnsOwner, teardown } from './containers.js';
 import { ensurePredefined } from './networks.js';
 import { claimBinding, rehold } from './ports.js';
+import { SERVICE_IPAM_ID } from './services.js';
 import type { Daemon } from './daemon.js';
 
 const ETC_NETNS = '/etc/netns';
@@ -120,12 +121,13 @@ export async function reconcile(d: Daemon, opts: { repair: boolean }): Promise<L
     (await d.store.range(IPAM_PREFIX)).kvs.map((kv) => kv.key.slice(IPAM_PREFIX.length).split('/')[0]),
   );
   for (const id of ipamNets) {
-    if (networks.some((n) => n.id === id)) continue;
+    if (networks.some((n) => n.id === id) || id === SERVICE_IPAM_ID) continue;
     note('address', id.slice(0, 12), 'addresses of a network that no longer exists');
     if (opts.repair) await releaseNetwork(d.store, id);
   }
+  const services = new Set((await d.services()).map((s) => s.id));
   for (const kv of (await d.store.range(K.ports)).kvs) {
-    if (byId.has(kv.value)) continue;
+    if (byId.has(kv.value) || services.has(kv.value)) continue;
     const p = claimBinding(kv.key);
     note('port', `${p.hostIp || '0.0.0.0'}:${p.hostPort}/${p.protocol}`, `published port claimed by ${kv.value.slice(0, 12)}, which no longer exists`);
     if (opts.repair) await d.store.delete(kv.key);
@@ -139,7 +141,7 @@ export async function reconcile(d: Daemon, opts: { repair: boolean }): Promise<L
   // 5. the firewall: rewritten from the model when repairing; compared when checking
   if (opts.repair) {
     await d.firewall.full();
-    await rehold(d, new Set(containers.map((c) => c.id)));
+    await rehold(d, new Set([...containers.map((c) => c.id), ...services]));
   } else {
     await checkFirewall(containers, note);
   }

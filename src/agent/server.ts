@@ -12,6 +12,8 @@ import {
   NetworkConnect,
   NetworkCreate,
   NetworkDisconnect,
+  ServiceCreate,
+  ServiceUpdate,
   SystemPrune,
   encodeFrame,
   type SystemInfo,
@@ -33,6 +35,7 @@ import {
   stopContainer,
 } from './containers.js';
 import { reconcile } from './reconcile.js';
+import { createService, removeService, resolveService, serviceView, updateService } from './services.js';
 import type { Daemon } from './daemon.js';
 
 export const VERSION: string = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
@@ -104,7 +107,8 @@ export async function buildServer(d: Daemon): Promise<FastifyInstance> {
   });
   // a change answers once the embedded DNS has seen it: `run -d` returns with the name resolvable
   app.addHook('onSend', async (req) => {
-    if (req.method !== 'GET') await d.dns?.settled();
+    // a change is in effect when its answer arrives: names, and the balancer's tables
+    if (req.method !== 'GET') await Promise.all([d.dns?.settled(), d.lb?.settled()]);
   });
   app.setNotFoundHandler((req, reply) => reply.status(404).send({ message: `no such API route: ${req.method} ${req.url}` }));
 
@@ -157,6 +161,26 @@ export async function buildServer(d: Daemon): Promise<FastifyInstance> {
   app.post('/v1/networks/:ref/disconnect', { schema: { params: Ref, body: NetworkDisconnect } }, async (req) =>
     disconnectContainer(d, req.params.ref, req.body.container),
   );
+
+  // ---------------------------------------------------------------- services
+  app.get('/v1/services', async (req) => {
+    const q = req.query as Record<string, unknown>;
+    const names = asList(q.name), labels = asList(q.label);
+    const list = (await d.services())
+      .filter((s) => (!names.length || names.some((x) => s.name.includes(x))) && matchLabels(s.labels, labels))
+      .sort((a, b) => a.name.localeCompare(b.name));
+    return Promise.all(list.map((s) => serviceView(d, s)));
+  });
+  app.post('/v1/services', { schema: { body: ServiceCreate } }, async (req, reply) => {
+    reply.status(201);
+    return createService(d, req.body);
+  });
+  app.get('/v1/services/:ref', { schema: { params: Ref } }, async (req) => serviceView(d, await resolveService(d, req.params.ref)));
+  app.post('/v1/services/:ref/update', { schema: { params: Ref, body: ServiceUpdate } }, async (req) => updateService(d, req.params.ref, req.body));
+  app.delete('/v1/services/:ref', { schema: { params: Ref } }, async (req, reply) => {
+    await removeService(d, req.params.ref);
+    return reply.status(204).send();
+  });
 
   // ---------------------------------------------------------------- containers
   app.get('/v1/containers', async (req) => {

@@ -28,6 +28,11 @@
  *   GET    /v1/events?since=REV              -> NDJSON stream of WeftEvent
  *   POST   /v1/system/prune   { all?: boolean } -> { containers: string[], networks: string[] }
  *   GET    /v1/system/check                 -> { leaks: Leak[] }
+ *   GET    /v1/services?name=&label=         -> ServiceView[]
+ *   POST   /v1/services            ServiceCreate -> 201 ServiceView
+ *   GET    /v1/services/:ref                -> ServiceView
+ *   POST   /v1/services/:ref/update ServiceUpdate -> ServiceView   (scale = update { replicas })
+ *   DELETE /v1/services/:ref                -> 204   (removes its replicas too)
  *   GET    /openapi.json                    -> the OpenAPI document
  *
  * Errors: status 400 (bad input), 404 (no such object), 409 (conflict: name in use, address
@@ -39,7 +44,8 @@
  * payload. An exit frame's payload is the exit code in decimal.
  */
 import { Type, type Static } from 'typebox';
-import type { Container, Endpoint, Network } from '../model/types.js';
+import type { Container, Endpoint, Network, Service } from '../model/types.js';
+import type { HealthStatus } from '../health/state.js';
 
 const Labels = Type.Record(Type.String(), Type.String());
 
@@ -84,6 +90,22 @@ export const NetworkDisconnect = Type.Object(
   { additionalProperties: false },
 );
 export type NetworkDisconnect = Static<typeof NetworkDisconnect>;
+
+/** Compose's healthcheck keys; durations as Go strings ("1m30s") or milliseconds. */
+export const HealthcheckRequest = Type.Object(
+  {
+    /** ["CMD", ...], ["CMD-SHELL", "..."], ["TCP", "80"], ["HTTP", "8080", "/healthz"], ["NONE"], or a shell string */
+    test: Type.Union([Type.String(), Type.Array(Type.String(), { minItems: 1 })]),
+    interval: Type.Optional(Type.Union([Type.String(), Type.Number()])),
+    timeout: Type.Optional(Type.Union([Type.String(), Type.Number()])),
+    retries: Type.Optional(Type.Integer({ minimum: 0 })),
+    start_period: Type.Optional(Type.Union([Type.String(), Type.Number()])),
+    start_interval: Type.Optional(Type.Union([Type.String(), Type.Number()])),
+    disable: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+export type HealthcheckRequest = Static<typeof HealthcheckRequest>;
 
 export const PortRequest = Type.Object(
   {
@@ -131,12 +153,85 @@ export const ContainerCreate = Type.Object(
     dns: Type.Optional(Type.Array(Type.String())),
     /** remove the container once it has exited or been stopped (run --rm) */
     autoRemove: Type.Optional(Type.Boolean()),
+    healthcheck: Type.Optional(HealthcheckRequest),
     /** default true: create and start (run -d); false: create only */
     start: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
 );
 export type ContainerCreate = Static<typeof ContainerCreate>;
+
+const Algorithm = Type.Union([
+  Type.Literal('round-robin'),
+  Type.Literal('weighted-round-robin'),
+  Type.Literal('random'),
+  Type.Literal('source-affinity'),
+  Type.Literal('maglev'),
+  Type.Literal('least-connections'),
+]);
+
+export const ServicePortRequest = Type.Object(
+  {
+    name: Type.Optional(Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,13}[a-z0-9])?$' })),
+    protocol: Type.Optional(Type.Union([Type.Literal('tcp'), Type.Literal('udp')])),
+    port: Type.Integer({ minimum: 1, maximum: 65535 }),
+    /** default: port */
+    targetPort: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+    publish: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+  },
+  { additionalProperties: false },
+);
+export type ServicePortRequest = Static<typeof ServicePortRequest>;
+
+const ServiceFields = {
+  ports: Type.Optional(Type.Array(ServicePortRequest, { maxItems: 16 })),
+  selector: Type.Optional(Labels),
+  algorithm: Type.Optional(Algorithm),
+  affinityTimeout: Type.Optional(Type.Integer({ minimum: 1, maximum: 86400 })),
+  weights: Type.Optional(Type.Record(Type.String(), Type.Integer({ minimum: 1, maximum: 1000 }))),
+  healthcheck: Type.Optional(HealthcheckRequest),
+  replicas: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000 })),
+  /** the container each replica is made from (its name and network are the service's) */
+  template: Type.Optional(Type.Omit(ContainerCreate, ['name', 'start', 'network', 'ipv4', 'ipv6', 'autoRemove'])),
+};
+
+export const ServiceCreate = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 63 }),
+    endpointMode: Type.Optional(Type.Union([Type.Literal('vip'), Type.Literal('dnsrr')])),
+    /** a virtual IP of the service range; default: the next free one */
+    vip: Type.Optional(Type.String()),
+    network: Type.Optional(Type.String()),
+    labels: Type.Optional(Labels),
+    ...ServiceFields,
+  },
+  { additionalProperties: false },
+);
+export type ServiceCreate = Static<typeof ServiceCreate>;
+
+export const ServiceUpdate = Type.Object({ ...ServiceFields }, { additionalProperties: false });
+export type ServiceUpdate = Static<typeof ServiceUpdate>;
+
+export interface ServiceBackendView {
+  id: string;
+  name: string;
+  ip?: string;
+  weight: number;
+  /** in the balancer (and in DNS for dnsrr) now */
+  active: boolean;
+  /** the container's own check, if any */
+  health?: HealthStatus;
+  /** the service's probe, if any */
+  probe?: HealthStatus;
+  /** open connections through the service (least-connections) */
+  conns?: number;
+}
+
+/** A service as the API shows it: the model plus its backends now. */
+export interface ServiceView extends Service {
+  networkName?: string;
+  backends: ServiceBackendView[];
+}
 
 export const ExecCreate = Type.Object(
   {
@@ -187,7 +282,7 @@ export interface ContainerView extends Container {
 export interface WeftEvent {
   revision: number;
   time: string;
-  type: 'network' | 'container';
+  type: 'network' | 'container' | 'service';
   action: string;
   id: string;
   name: string;

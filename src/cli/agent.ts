@@ -2,7 +2,9 @@
 import type { Command } from 'commander';
 import { DEFAULT_SOCKET, DEFAULT_STATE_DIR, type AgentOptions } from '../agent/options.js';
 import type { Ctx } from './context.js';
+import { isIPv4 } from 'node:net';
 import { parseDnsUpstream, parseLogLevel, parseStoreSpec } from './options.js';
+import { CliError } from './errors.js';
 
 export interface AgentFlags {
   stateDir: string;
@@ -11,6 +13,7 @@ export interface AgentFlags {
   store: string;
   logLevel?: string;
   dnsUpstream?: string[];
+  serviceRange?: string;
 }
 
 export function agentOptions(flags: AgentFlags): AgentOptions {
@@ -22,6 +25,11 @@ export function agentOptions(flags: AgentFlags): AgentOptions {
   if (flags.netns !== undefined) opts.netns = flags.netns;
   if (flags.logLevel !== undefined) opts.logLevel = parseLogLevel(flags.logLevel);
   if (flags.dnsUpstream?.length) opts.dnsUpstreams = flags.dnsUpstream.map(parseDnsUpstream);
+  if (flags.serviceRange !== undefined) {
+    const m = /^(\d+\.\d+\.\d+\.\d+)\/(\d+)$/.exec(flags.serviceRange);
+    if (!m || !isIPv4(m[1]) || Number(m[2]) < 8 || Number(m[2]) > 28) throw new CliError(`invalid --service-range "${flags.serviceRange}": give an IPv4 CIDR from /8 to /28, e.g. 10.96.0.0/16`);
+    opts.serviceRange = flags.serviceRange;
+  }
   return opts;
 }
 
@@ -39,6 +47,7 @@ export function registerAgent(program: Command, _ctx: Ctx): void {
       "a resolver for names the embedded DNS does not know (repeatable; default: the host's resolv.conf)",
       (v: string, prev: string[] = []) => [...prev, v],
     )
+    .option('--service-range <cidr>', "where services' virtual IPs come from", '10.96.0.0/16')
     .action(async (flags: AgentFlags) => {
       const opts = agentOptions(flags);
       const { runAgent } = await import('../agent/index.js');

@@ -7,6 +7,7 @@ import { CommanderError, type Command } from 'commander';
 import type { ContainerCreate, ContainerView, ExecCreate, NetworkView } from '../api/schemas.js';
 import { ApiError, ConnectError, seg } from './client.js';
 import type { Ctx } from './context.js';
+import { addHealthOptions, healthRequest, type HealthOptions } from './service.js';
 import { CliError, ExitCode } from './errors.js';
 import { commandColumn, json, portLines, portsColumn, shortId, table, timeAgo, hostAddress } from './format.js';
 import { eachName, inspectNetworks } from './network.js';
@@ -30,7 +31,7 @@ export const CONTAINER_FILTERS = ['name', 'label', 'id', 'status'] as const;
 /** Docker's exit code when `run` fails before the container's command started. */
 export const RUN_FAILED = 125;
 
-export interface CreateOptions {
+export interface CreateOptions extends HealthOptions {
   name?: string;
   network?: string;
   ip?: string;
@@ -94,6 +95,8 @@ export function containerCreateRequest(
   if (opts.networkAlias?.length) req.aliases = opts.networkAlias;
   if (opts.addHost?.length) req.extraHosts = opts.addHost.map(parseAddHost);
   if (opts.dns?.length) req.dns = opts.dns.map((ip) => parseIp(ip, '--dns'));
+  const health = healthRequest(opts);
+  if (health) req.healthcheck = health;
   return req;
 }
 
@@ -123,7 +126,7 @@ export function psTable(containers: readonly ContainerView[], now: number, noTru
 }
 
 function addCreateOptions(cmd: Command): Command {
-  return cmd
+  return addHealthOptions(cmd)
     .helpOption('--help', 'display help for command')
     .option('--name <name>', 'name the container')
     .option('--network <network>', "connect to this network ('host', 'none', 'container:NAME', or a network's name or id)")

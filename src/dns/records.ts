@@ -63,6 +63,8 @@ export interface DnsExtraName {
   networkIds: string[];
   ipv4?: string[];
   ipv6?: string[];
+  /** the name's addresses are these alone: a service's VIP hides its containers' alias of the same name */
+  replace?: boolean;
 }
 
 /** The world as the DNS server needs to know it; the agent rebuilds it on every change. */
@@ -211,6 +213,7 @@ export class NameTable {
         const net = named(id);
         if (!net) continue;
         for (const n of [e.name, `${e.name}.${net.name}`]) {
+          if (e.replace) this.byNetwork.get(id)?.delete(normalizeName(n));
           for (const ip of v4) if (ip) this.add(id, n, 'A', ip);
           for (const ip of v6) if (ip) this.add(id, n, 'AAAA', ip);
           this.add(id, n);

@@ -129,6 +129,22 @@ const SMALL_INET = `  comment "weft: forwarding filter, masquerade, published po
     }
   }
 
+  set bridge-subnets4 {
+    type ifname . ipv4_addr
+    flags interval
+    elements = {
+      "wbr1" . 10.1.0.0/24
+    }
+  }
+
+  set bridge-subnets6 {
+    type ifname . ipv6_addr
+    flags interval
+    elements = {
+      "wbr1" . fd00:1::/64
+    }
+  }
+
   set masq4 {
     type ipv4_addr
     flags interval
@@ -213,8 +229,8 @@ const SMALL_INET = `  comment "weft: forwarding filter, masquerade, published po
   chain postrouting {
     type nat hook postrouting priority srcnat; policy accept;
     ct status dnat oifname @bridges ip saddr 127.0.0.0/8 masquerade
-    ct status dnat oifname @bridges ip saddr @subnets4 masquerade
-    ct status dnat oifname @bridges ip6 saddr @subnets6 masquerade
+    ct status dnat oifname . ip saddr @bridge-subnets4 masquerade
+    ct status dnat oifname . ip6 saddr @bridge-subnets6 masquerade
     oifname != @bridges ip saddr @masq4 masquerade
     oifname != @bridges ip6 saddr @masq6 masquerade
   }
@@ -397,7 +413,9 @@ describe('delta functions', () => {
         'add element inet weft internal { "wbr9" }\n' +
         'add element inet weft intra-bridge { "wbr9" . "wbr9" : drop }\n' +
         'add element inet weft subnets4 { 10.9.0.0/24 }\n' +
-        'add element inet weft subnets6 { fd00:9::/64 }\n',
+        'add element inet weft subnets6 { fd00:9::/64 }\n' +
+        'add element inet weft bridge-subnets4 { "wbr9" . 10.9.0.0/24 }\n' +
+        'add element inet weft bridge-subnets6 { "wbr9" . fd00:9::/64 }\n',
     );
   });
 
@@ -696,9 +714,9 @@ describe('traced: published ports', () => {
     assert.deepEqual([r.verdict, r.daddr, r.saddr, r.to], ['accept', '10.1.0.3', '10.1.0.1', { oif: 'wbr1' }]);
   });
 
-  it('another network reaches a published port (it is public), masqueraded', () => {
+  it('another network reaches a published port (it is public) with its own address: replies route back through the host', () => {
     const r = traceArriving(rs, ENV, tcp('wbr2', '10.2.0.2', '192.0.2.1', 8082));
-    assert.deepEqual([r.verdict, r.daddr, r.saddr], ['accept', '10.1.0.3', '10.1.0.1']);
+    assert.deepEqual([r.verdict, r.daddr, r.saddr], ['accept', '10.1.0.3', '10.2.0.2']);
   });
 
   it('a port added by delta is published; deleted, it is gone', () => {

@@ -50,6 +50,8 @@ export const INET_SETS: readonly SetDecl[] = [
   { name: 'intra-bridge', type: 'type ifname . ifname : verdict' },
   { name: 'subnets4', type: 'type ipv4_addr', interval: true },
   { name: 'subnets6', type: 'type ipv6_addr', interval: true },
+  { name: 'bridge-subnets4', type: 'type ifname . ipv4_addr', interval: true },
+  { name: 'bridge-subnets6', type: 'type ifname . ipv6_addr', interval: true },
   { name: 'masq4', type: 'type ipv4_addr', interval: true },
   { name: 'masq6', type: 'type ipv6_addr', interval: true },
   { name: 'publish4', type: 'type inet_proto . inet_service : ipv4_addr . inet_service' },
@@ -131,8 +133,8 @@ const INET_CHAINS = `  chain input {
   chain postrouting {
     type nat hook postrouting priority srcnat; policy accept;
     ct status dnat oifname @bridges ip saddr 127.0.0.0/8 masquerade
-    ct status dnat oifname @bridges ip saddr @subnets4 masquerade
-    ct status dnat oifname @bridges ip6 saddr @subnets6 masquerade
+    ct status dnat oifname . ip saddr @bridge-subnets4 masquerade
+    ct status dnat oifname . ip6 saddr @bridge-subnets6 masquerade
     oifname != @bridges ip saddr @masq4 masquerade
     oifname != @bridges ip6 saddr @masq6 masquerade
   }
@@ -229,6 +231,8 @@ function networkSets(n: FwNetwork): SetElements {
     'intra-bridge': [`${b} . ${b} : ${n.icc ? 'accept' : 'drop'}`],
     subnets4: n.subnets4,
     subnets6: n.subnets6,
+    'bridge-subnets4': n.subnets4.map((x) => `${b} . ${x}`),
+    'bridge-subnets6': n.subnets6.map((x) => `${b} . ${x}`),
     masq4: n.internal ? [] : n.subnets4,
     masq6: n.internal ? [] : n.subnets6,
     dns4: (n.dns ?? []).filter((a) => !a.includes(':')),

@@ -1,4 +1,7 @@
 /** Resource types: what the store holds and the API returns. */
+import type { HealthSpec } from '../health/spec.js';
+import type { HealthState } from '../health/state.js';
+import type { LbAlgorithm } from '../services/compile.js';
 
 export type Family = 4 | 6;
 
@@ -87,6 +90,8 @@ export interface ContainerConfig {
   dns: string[];
   /** run --rm: the agent removes the container once it has exited (or been stopped) */
   autoRemove?: boolean;
+  /** a health check (run --health-*, compose healthcheck); absent: none */
+  healthcheck?: HealthSpec;
 }
 
 /**
@@ -107,6 +112,8 @@ export interface ContainerState {
   /** set by stop: a restart policy must not revive it */
   stoppedByUser: boolean;
   error?: string;
+  /** the health check's verdict while running (absent without a check) */
+  health?: HealthState;
 }
 
 export interface Container {
@@ -130,3 +137,53 @@ export function hasEmbeddedDns(n: Network): boolean {
   return n.driver === 'bridge' && !n.builtin;
 }
 
+
+export type EndpointMode = 'vip' | 'dnsrr';
+
+export interface ServicePort {
+  /** names the port in SRV records: _NAME._PROTO.SERVICE */
+  name?: string;
+  protocol: Protocol;
+  /** the port on the virtual IP */
+  port: number;
+  /** the port on each backend */
+  targetPort: number;
+  /** also published on every host address at this port, balanced the same way */
+  publish?: number;
+}
+
+/**
+ * A service: a name, a virtual IP and the containers behind it. Backends are the running
+ * containers whose labels include every selector label; a service with `replicas` creates and
+ * removes its own containers from `template` (labelled weft.service=NAME, selected by it).
+ */
+export interface Service {
+  id: string;
+  name: string;
+  created: string;
+  /** 1..65535, unique per host: its ports' load-balancer keys are key * 16 + port index */
+  key: number;
+  /** vip: the name resolves to `vip`, connections are balanced in the kernel; dnsrr: to the backends */
+  endpointMode: EndpointMode;
+  vip?: string;
+  ports: ServicePort[];
+  selector: Record<string, string>;
+  /** the network backends are reached on and the name resolves on; absent: each backend's first */
+  network?: string;
+  algorithm: LbAlgorithm;
+  /** source-affinity: seconds a client keeps its backend after its last new connection */
+  affinityTimeout: number;
+  /** container name -> weight (default: the container's weft.weight label, else 1) */
+  weights: Record<string, number>;
+  /** a probe every backend must pass (on top of the containers' own health checks) */
+  healthcheck?: HealthSpec;
+  replicas?: number;
+  /** the container request each replica is created from (replicas only) */
+  template?: Record<string, unknown>;
+  labels: Record<string, string>;
+}
+
+/** The label that marks a service's own replicas, and that its selector matches. */
+export const SERVICE_LABEL = 'weft.service';
+/** A container's weight in every service that selects it, unless the service names it. */
+export const WEIGHT_LABEL = 'weft.weight';
