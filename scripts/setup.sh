@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 
 # Debian packages weft uses (nftables, iproute2, util-linux) and its tests use (etcd for the store
 # conformance suite, ping, busybox for small workloads, dnsmasq as a lab's upstream resolver and dig).
-PKGS=(nftables iproute2 util-linux procps iputils-ping busybox-static etcd-server dnsmasq-base bind9-dnsutils ${WEFT_EXTRA_PKGS:-})
+PKGS=(nftables iproute2 util-linux procps iputils-ping busybox-static etcd-server dnsmasq-base bind9-dnsutils conntrack ${WEFT_EXTRA_PKGS:-})
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

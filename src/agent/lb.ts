@@ -16,7 +16,7 @@ import { nftApply } from '../kernel/nft.js';
 import { conntrackDeleteBackend, ConnCounter, followConntrack } from '../kernel/conntrack.js';
 import { Coalescer } from './coalesce.js';
 import { primaryEndpoint } from './firewall.js';
-import { PORTS_PER_SERVICE } from './services.js';
+import { PORTS_PER_SERVICE, serviceRange } from './services.js';
 import type { Daemon } from './daemon.js';
 
 export interface Backend {
@@ -179,7 +179,7 @@ export class LbController {
       next.set(s.id, { ports: text, compiled, backends });
     }
     if (this.needFull) {
-      await nftApply(fullScript([...next.values()].flatMap((v) => v.compiled)));
+      await nftApply(fullScript([...next.values()].flatMap((v) => v.compiled), [serviceRange(this.d).subnet]));
       this.needFull = false;
     } else {
       const parts: string[] = [];
@@ -195,7 +195,7 @@ export class LbController {
           await nftApply(script);
         } catch (e) {
           this.d.log.warn({ err: String(e) }, 'load-balancer delta failed; rewriting the table');
-          await nftApply(fullScript([...next.values()].flatMap((v) => v.compiled)));
+          await nftApply(fullScript([...next.values()].flatMap((v) => v.compiled), [serviceRange(this.d).subnet]));
         }
       }
     }

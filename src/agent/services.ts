@@ -49,10 +49,13 @@ function servicePorts(reqs: ServicePortRequest[], mode: Service['endpointMode'])
 /** The container request of replica `i`. */
 function replicaRequest(s: Service, i: number, networkName?: string): ContainerCreate {
   const t = (s.template ?? {}) as Omit<ContainerCreate, 'name'>;
+  const name = `${s.name}-${i}`;
   return {
     ...t,
     cmd: t.cmd,
-    name: `${s.name}-${i}`,
+    name,
+    // as swarm's {{.Task.Name}}: a replica knows which one it is
+    hostname: t.hostname ?? name,
     network: networkName,
     labels: { ...(t.labels ?? {}), [SERVICE_LABEL]: s.name },
     restart: t.restart ?? { name: 'always' },

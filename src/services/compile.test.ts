@@ -27,7 +27,6 @@ test('round robin: one slot per backend, a per-service counter, marks KEY<<12 | 
     ['20482', '10.1.0.3 . 8080'],
   ]);
   assert.deepEqual([...c.elements.services4], [['10.96.0.10 . tcp . 80', 'goto s-5']]);
-  assert.deepEqual([...c.elements.vips4.keys()], ['10.96.0.10']);
 });
 
 test('weighted round robin walks the smooth sequence, reduced by the weights\' divisor', () => {
@@ -72,11 +71,11 @@ test('source affinity: positions map to stable identities, which map to backends
   assert.throws(() => compilePort({ ...p, backends: [be(1)] }), /identity/);
 });
 
-test('no backend: the VIP is kept (refused at once) but nothing dispatches', () => {
+test('no backend: nothing dispatches (the filter refuses the range)', () => {
   const c = compilePort(port({ backends: [] }));
   assert.deepEqual(c.rules, []);
   assert.equal(c.elements.services4.size, 0);
-  assert.deepEqual([...c.elements.vips4.keys()], ['10.96.0.10']);
+  assert.equal(c.elements.backends4.size, 0);
 });
 
 test('published ports dispatch through the same chain', () => {
@@ -85,8 +84,9 @@ test('published ports dispatch through the same chain', () => {
 });
 
 test('the full script rebuilds the table, chains before the elements that jump to them', () => {
-  const s = fullScript([compilePort(port())]);
+  const s = fullScript([compilePort(port())], ['10.96.0.0/16']);
   assert.match(s, /^table inet weft-svc \{\}\ndelete table inet weft-svc\n/);
+  assert.match(s, /set range4 \{\n    type ipv4_addr\n    flags interval\n    elements = \{ 10\.96\.0\.0\/16 \}/);
   assert.ok(s.indexOf('chain s-5 {') < s.indexOf('add element inet weft-svc services4'));
 });
 

@@ -8,7 +8,8 @@
  *                           fib daddr type local: l4proto . dport  vmap @published4   (host port)
  *     -> chain s-KEY        picks a slot: meta mark = KEY << 12 | slot, by the service's algorithm
  *     -> chain lb           dnat to (meta mark) map @backends4
- *   filter forward/output:  a packet still addressed to a VIP found no backend: reset / unreachable
+ *   filter forward/output:  a packet still addressed into the service range found no backend (or
+ *                           no service): reset / unreachable, never routed on to the network
  *
  * Every service port has one small chain of its own (so `numgen inc` counts per service: exact
  * round robin) that references no set; the only rule that looks into the big backends map is the
@@ -70,7 +71,6 @@ type LbSet = (typeof SETS)[number]['name'];
 const SETS = [
   { name: 'services4', decl: 'type ipv4_addr . inet_proto . inet_service : verdict' },
   { name: 'published4', decl: 'type inet_proto . inet_service : verdict' },
-  { name: 'vips4', decl: 'type ipv4_addr' },
   { name: 'backends4', decl: 'typeof meta mark : ip daddr . th dport' },
   { name: 'identity4', decl: 'typeof meta mark : meta mark' },
   { name: 'live4', decl: 'typeof meta mark' },
@@ -105,12 +105,12 @@ const CHAINS = `  map affinity4 {
 
   chain forward {
     type filter hook forward priority filter - 5; policy accept;
-    ip daddr @vips4 jump refuse
+    ip daddr @range4 jump refuse
   }
 
   chain filter-output {
     type filter hook output priority filter - 5; policy accept;
-    ip daddr @vips4 jump refuse
+    ip daddr @range4 jump refuse
   }
 `;
 
@@ -189,10 +189,7 @@ export function chainRules(p: LbPort, slots = slotTable(p)): string[] {
 /** The elements one port contributes. */
 function portElements(p: LbPort, slots: number[], into: LbElements): void {
   const verdict = `goto ${chainName(p.key)}`;
-  if (p.vip) {
-    into.services4.set(`${p.vip} . ${p.protocol} . ${p.port}`, verdict);
-    into.vips4.set(p.vip, '');
-  }
+  if (p.vip) into.services4.set(`${p.vip} . ${p.protocol} . ${p.port}`, verdict);
   if (p.publish) into.published4.set(`${p.protocol} . ${p.publish}`, verdict);
   const b = base(p.key);
   const target = (i: number) => `${p.backends[i].ip} . ${p.backends[i].port}`;
@@ -222,11 +219,8 @@ export function compilePort(p: LbPort): CompiledPort {
   checkPort(p);
   const slots = slotTable(p);
   const elements = emptyElements();
+  // no backend: nothing dispatches, and the filter refuses what is addressed to the VIP
   if (slots.length) portElements(p, slots, elements);
-  else if (p.vip) {
-    // no backend: the VIP stays known (so it is refused at once) but dispatches nowhere
-    elements.vips4.set(p.vip, '');
-  }
   return { key: p.key, rules: chainRules(p, slots), elements };
 }
 
@@ -255,11 +249,13 @@ function chainBlock(c: CompiledPort): string {
  * again, so the result does not depend on what was there. Chains come before the elements that
  * jump to them.
  */
-export function fullScript(compiled: CompiledPort[]): string {
+export function fullScript(compiled: CompiledPort[], ranges: string[]): string {
   const decls = SETS.map((s) => `  ${s.decl.includes(' : ') ? 'map' : 'set'} ${s.name} {\n    ${s.decl}\n  }\n`).join('\n');
+  const range = `  set range4 {\n    type ipv4_addr\n    flags interval\n${ranges.length ? `    elements = { ${ranges.join(', ')} }\n` : ''}  }\n`;
   const body = [
     `  comment "weft: service virtual IPs and load balancing (managed by weft, do not edit)"\n`,
     decls,
+    range,
     CHAINS,
     ...compiled.map(chainBlock),
   ].join('\n');
