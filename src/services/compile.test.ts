@@ -86,7 +86,7 @@ test('published ports dispatch through the same chain', () => {
 test('the full script rebuilds the table, chains before the elements that jump to them', () => {
   const s = fullScript([compilePort(port())], ['10.96.0.0/16']);
   assert.match(s, /^table inet weft-svc \{\}\ndelete table inet weft-svc\n/);
-  assert.match(s, /set range4 \{\n    type ipv4_addr\n    flags interval\n    elements = \{ 10\.96\.0\.0\/16 \}/);
+  assert.match(s, /set range4 \{\n {4}type ipv4_addr\n {4}flags interval\n {4}elements = \{ 10\.96\.0\.0\/16 \}/);
   assert.ok(s.indexOf('chain s-5 {') < s.indexOf('add element inet weft-svc services4'));
 });
 
