@@ -41,16 +41,17 @@ export function serviceNames(s: Service, backends: Backend[], networks: Network[
   const scope = networkIds.filter((id) => userDefined.has(id));
   const serving = backends.filter((b) => b.active);
   const ips = serving.map((b) => b.ip!);
+  const name = s.dnsName ?? s.name;
   const extra: DnsExtraName[] = [
-    { name: s.name, networkIds: scope, ipv4: s.vip ? [s.vip] : ips, replace: true },
-    { name: `tasks.${s.name}`, networkIds: scope, ipv4: ips, replace: true },
+    { name, networkIds: scope, ipv4: s.vip ? [s.vip] : ips, replace: true },
+    { name: `tasks.${name}`, networkIds: scope, ipv4: ips, replace: true },
   ];
   const srv: DnsSrv[] = [];
   for (const p of s.ports) {
     if (!p.name) continue;
-    const name = `_${p.name}._${p.protocol}.${s.name}`;
-    if (s.vip) srv.push({ name, networkIds: scope, target: s.name, port: p.port });
-    else for (const b of serving) srv.push({ name, networkIds: scope, target: b.c.name, port: p.targetPort });
+    const srvName = `_${p.name}._${p.protocol}.${name}`;
+    if (s.vip) srv.push({ name: srvName, networkIds: scope, target: name, port: p.port });
+    else for (const b of serving) srv.push({ name: srvName, networkIds: scope, target: b.c.name, port: p.targetPort });
   }
   return { extra, srv };
 }

@@ -70,7 +70,8 @@ async function claimKey(d: Daemon): Promise<{ key: number; taken: Set<number> }>
 }
 
 export async function createService(d: Daemon, req: ServiceCreate): Promise<ServiceView> {
-  if (!NAME_RE.test(req.name)) throw badRequest(`invalid service name "${req.name}": use letters, digits, '-' and '_' (a DNS label, at most 63 characters)`);
+  for (const [field, v] of [['name', req.name], ['dnsName', req.dnsName]] as const)
+    if (v !== undefined && !NAME_RE.test(v)) throw badRequest(`invalid service ${field} "${v}": use letters, digits, '-' and '_' (a DNS label, at most 63 characters)`);
   const endpointMode = req.endpointMode ?? 'vip';
   const ports = servicePorts(req.ports ?? [], endpointMode);
   if (req.replicas !== undefined && !req.template) throw badRequest('replicas need a command to run: give a template (weft service create NAME --replicas N -- CMD...)');
@@ -79,6 +80,9 @@ export async function createService(d: Daemon, req: ServiceCreate): Promise<Serv
   const net = req.network ? await d.resolveNetwork(req.network) : undefined;
   if (net && net.driver !== 'bridge') throw badRequest(`network ${net.name} is not a bridge network; services balance to containers on bridge networks`);
   const healthcheck = checkedHealthSpec(req.healthcheck);
+  const dnsName = req.dnsName ?? req.name;
+  const clash = (await d.services()).find((s) => (s.dnsName ?? s.name) === dnsName && (s.network ?? '') === (net?.id ?? ''));
+  if (clash) throw conflict(`service ${clash.name} already answers to "${dnsName}" on ${net ? `network ${net.name}` : 'its networks'}; give another name`);
   if (healthcheck?.test[0] === 'CMD' || healthcheck?.test[0] === 'CMD-SHELL')
     throw badRequest('a service probe is TCP or HTTP (["TCP", "80"], ["HTTP", "80", "/"]); commands belong in the containers\' own healthcheck');
 
@@ -86,6 +90,7 @@ export async function createService(d: Daemon, req: ServiceCreate): Promise<Serv
   const svc: Service = {
     id,
     name: req.name,
+    dnsName: req.dnsName,
     created: new Date().toISOString(),
     key: 0,
     endpointMode,

@@ -198,6 +198,8 @@ const ServiceFields = {
 export const ServiceCreate = Type.Object(
   {
     name: Type.String({ minLength: 1, maxLength: 63 }),
+    /** the DNS name (default: name), e.g. a compose service's own name */
+    dnsName: Type.Optional(Type.String({ minLength: 1, maxLength: 63 })),
     endpointMode: Type.Optional(Type.Union([Type.Literal('vip'), Type.Literal('dnsrr')])),
     /** a virtual IP of the service range; default: the next free one */
     vip: Type.Optional(Type.String()),

@@ -4,7 +4,8 @@
  * plan against the agent, one progress line per action, as `docker compose` does.
  */
 import type { Command } from 'commander';
-import type { ContainerView, NetworkView } from '../api/schemas.js';
+import type { ContainerView, NetworkView, ServiceView } from '../api/schemas.js';
+import type { HealthSpec } from '../health/spec.js';
 import type { Action, Project } from '../compose/index.js';
 import type { Ctx } from './context.js';
 import { CliError, ExitCode } from './errors.js';
@@ -73,13 +74,15 @@ async function projectByName(ctx: Ctx, flags: ProjectFlags): Promise<Project> {
   };
 }
 
-async function currentState(ctx: Ctx, project: string): Promise<{ networks: NetworkView[]; containers: ContainerView[] }> {
+async function currentState(ctx: Ctx, project: string): Promise<{ networks: NetworkView[]; containers: ContainerView[]; services: ServiceView[] }> {
   const { LABELS } = await compose();
-  const [networks, containers] = await Promise.all([
+  const [networks, containers, services] = await Promise.all([
     ctx.client().get<NetworkView[]>('/v1/networks'),
     ctx.client().get<ContainerView[]>('/v1/containers', { all: true, label: `${LABELS.project}=${project}` }),
+    // all of them: a service name is unique per agent, so the planner checks who holds it
+    ctx.client().get<ServiceView[]>('/v1/services'),
   ]);
-  return { networks, containers };
+  return { networks, containers, services };
 }
 
 /** Runs one action: one API call (plus waiting for dependencies before a start). */
@@ -112,6 +115,15 @@ async function apply(ctx: Ctx, project: Project, a: Action): Promise<void> {
     case 'remove-container':
       await client.delete(`/v1/containers/${seg(a.id)}`, { force: true });
       return;
+    case 'create-service':
+      await client.post('/v1/services', a.request);
+      return;
+    case 'update-service':
+      await client.post(`/v1/services/${seg(a.id)}/update`, a.request);
+      return;
+    case 'remove-service':
+      await client.delete(`/v1/services/${seg(a.id)}`);
+      return;
   }
 }
 
@@ -121,22 +133,69 @@ async function waitForDependency(
   service: string,
   dep: { service: string; condition: string },
 ): Promise<void> {
-  if (dep.condition === 'service_healthy') {
-    // health checks arrive with weft's services; until then the dependency only has to be started
-    ctx.note(`WARN ${service}: depends_on ${dep.service} with condition service_healthy: weft does not run health checks yet; waiting for it to start only`);
-    return;
-  }
+  if (dep.condition === 'service_healthy') return waitHealthy(ctx, project, service, dep.service);
   if (dep.condition !== 'service_completed_successfully') return;
-  const { LABELS } = await compose();
-  const containers = await ctx.client().get<ContainerView[]>('/v1/containers', {
-    all: true,
-    label: [`${LABELS.project}=${project.name}`, `${LABELS.service}=${dep.service}`],
-  });
-  for (const c of containers) {
+  for (const c of await serviceContainers(ctx, project, dep.service)) {
     const { exitCode } = await ctx.client().post<{ exitCode: number }>(`/v1/containers/${seg(c.id)}/wait`);
     if (exitCode !== 0) {
       throw new CliError(`service ${service} depends on ${dep.service} completing successfully, but ${c.name} exited with code ${exitCode}`);
     }
+  }
+}
+
+async function serviceContainers(ctx: Ctx, project: Project, service: string): Promise<ContainerView[]> {
+  const { LABELS } = await compose();
+  return ctx.client().get<ContainerView[]>('/v1/containers', {
+    all: true,
+    label: [`${LABELS.project}=${project.name}`, `${LABELS.service}=${service}`],
+  });
+}
+
+/**
+ * Long enough for a check to settle either way: the start period, then `retries` failures in a
+ * row of (interval + timeout) each, once more for luck, and some slack for starting up.
+ */
+function healthWaitMs(spec: HealthSpec | undefined): number {
+  if (!spec) return 60_000;
+  return Math.max(30_000, spec.startPeriodMs + (spec.retries + 1) * (spec.intervalMs + spec.timeoutMs) + 10_000);
+}
+
+/** A container's health verdict: the agent's state, else the "(healthy)" of its status text. */
+function healthOf(c: ContainerView): string | undefined {
+  return c.state.health?.status ?? /\((healthy|unhealthy|health: starting)\)/.exec(c.status)?.[1]?.replace('health: ', '');
+}
+
+/**
+ * depends_on with service_healthy: waits until every container of `dep` reports healthy, as
+ * Compose does; fails at once when one is unhealthy or has exited, or has no check to wait for.
+ */
+async function waitHealthy(ctx: Ctx, project: Project, service: string, dep: string): Promise<void> {
+  let limitMs: number | undefined;
+  const since = Date.now();
+  let waiting = false;
+  for (;;) {
+    const containers = (await serviceContainers(ctx, project, dep)).filter((c) => c.state.phase !== 'removing');
+    const fail = (why: string) => new CliError(`service ${service} depends on ${dep} being healthy, but ${why}`);
+    const pending: string[] = [];
+    for (const c of containers) {
+      if (!c.config.healthcheck) throw fail(`${c.name} has no healthcheck; add one to ${dep}, or use condition: service_started`);
+      if (c.state.phase === 'exited') throw fail(`${c.name} exited${c.state.exitCode !== undefined ? ` with code ${c.state.exitCode}` : ''} before it was healthy`);
+      const health = healthOf(c);
+      if (health === 'unhealthy') {
+        const last = c.state.health?.log.at(-1)?.output.trim();
+        throw fail(`${c.name} is unhealthy${last ? ` (last check: ${last.split('\n')[0]})` : ''}`);
+      }
+      if (health !== 'healthy') pending.push(c.name);
+    }
+    if (!pending.length) {
+      if (waiting) for (const c of containers) ctx.note(` ✔ Container ${c.name}  Healthy`);
+      return;
+    }
+    limitMs ??= Math.max(...containers.map((c) => healthWaitMs(c.config.healthcheck)));
+    if (Date.now() - since > limitMs) throw fail(`${pending.join(', ')} did not become healthy within ${Math.round(limitMs / 1000)}s (still starting); see weft inspect ${pending[0]}`);
+    if (!waiting) ctx.note(` … Container ${pending.join(', ')}  Waiting (healthy)`);
+    waiting = true;
+    await new Promise((r) => setTimeout(r, 250));
   }
 }
 

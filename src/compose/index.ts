@@ -10,6 +10,7 @@ export {
   type Plan,
   type CurrentContainer,
   type CurrentNetwork,
+  type CurrentService,
   type CurrentState,
   type UpOptions,
   type DownOptions,

@@ -243,7 +243,7 @@ describe('services', () => {
               retries: 5
               start_period: 10s
             expose: ["3000", 3001]
-            x-weft: {reserved: true}
+            x-weft: {weight: 2}
           api:
             command: serve
             extra_hosts: {db: 10.0.0.6, many: [10.0.0.7, "::2"]}
@@ -269,22 +269,23 @@ describe('services', () => {
       env: ['FROM_FILE=file', 'A=1', 'LATER=file', 'B=true', 'FROM_ENV=env'],
       workdir: join(dir, 'srv'),
       hostname: 'web1',
-      labels: { tier: 'front', bare: '' },
+      labels: { tier: 'front', bare: '', 'weft.weight': '2' },
       restart: { name: 'on-failure', maxRetries: 3 },
       extraHosts: ['db:10.0.0.5', 'v6:::1'],
       dns: ['9.9.9.9'],
+      healthcheck: { test: ['CMD', 'curl', '-f', 'http://localhost/'], interval: 5000, timeout: 2000, retries: 5, start_period: 10_000, start_interval: 5000 },
     });
     assert.equal(web.stopGracePeriodMs, 90_000);
     assert.deepEqual(web.healthcheck, {
       test: ['CMD', 'curl', '-f', 'http://localhost/'],
-      cmd: ['curl', '-f', 'http://localhost/'],
       intervalMs: 5000,
       timeoutMs: 2000,
       retries: 5,
       startPeriodMs: 10_000,
       startIntervalMs: 5000,
     });
-    assert.deepEqual(web.extensions, { 'x-weft': { reserved: true } });
+    assert.deepEqual(web.extensions, { 'x-weft': { weight: 2 } });
+    assert.equal(web.balancer, undefined, 'x-weft.weight alone makes no balancer');
     assert.deepEqual(p.extensions, { 'x-top': { any: 'thing' } });
 
     const api = svc(p, 'api');
@@ -295,8 +296,7 @@ describe('services', () => {
     assert.deepEqual(api.create.labels, { a: 'b', n: '1' });
     assert.deepEqual(api.create.restart, { name: 'no' });
     assert.deepEqual(api.create.env, ['FROM_FILE=file', 'A=overridden', 'LATER=file', 'FROM_ENV=env', 'EQ=a=b']);
-    assert.deepEqual(api.healthcheck?.cmd, ['/bin/sh', '-c', 'curl -f localhost']);
-    assert.deepEqual(api.healthcheck?.test, ['CMD-SHELL', 'curl -f localhost']);
+    assert.deepEqual(api.healthcheck, { test: ['CMD-SHELL', 'curl -f localhost'], intervalMs: 30_000, timeoutMs: 30_000, retries: 3, startPeriodMs: 0, startIntervalMs: 5000 });
     assert.equal(api.stopGracePeriodMs, 10_000);
     assert.equal(svc(p, 'off').healthcheck, undefined);
   });

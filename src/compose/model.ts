@@ -5,8 +5,11 @@
  * Compose's own (com.docker.compose.*), so tools that know Compose read them too.
  */
 import { createHash } from 'node:crypto';
-import type { ContainerCreate, NetworkConnect, NetworkCreate } from '../api/schemas.js';
+import type { ContainerCreate, NetworkConnect, NetworkCreate, ServiceCreate as BalancerCreate } from '../api/schemas.js';
+import type { HealthSpec } from '../health/spec.js';
 import { type ReplicaPort, replicaPortRequest } from './ports.js';
+
+export type { BalancerCreate };
 
 export const LABELS = {
   project: 'com.docker.compose.project',
@@ -19,8 +22,15 @@ export const LABELS = {
   configFiles: 'com.docker.compose.project.config_files',
 } as const;
 
+/**
+ * On the containers of a balanced service and of the services that are its backends (x-weft
+ * backend_of): the compose service whose weft service selects them. A label of its own rather
+ * than com.docker.compose.service, so that one balancer can select a canary service too.
+ */
+export const BALANCER_LABEL = 'weft.compose.balancer';
+
 /** Labels a compose file may not set itself (weft sets them). */
-export const RESERVED_LABEL_PREFIX = 'com.docker.compose.';
+export const RESERVED_LABEL_PREFIXES = ['com.docker.compose.', 'weft.compose.'] as const;
 
 export type DependencyCondition = 'service_started' | 'service_healthy' | 'service_completed_successfully';
 
@@ -53,17 +63,14 @@ export interface ServiceNetwork {
   priority: number;
 }
 
-/** Docker's healthcheck, durations in milliseconds, defaults filled in. */
-export interface Healthcheck {
-  /** as written, normalised: ['CMD', ...args] or ['CMD-SHELL', command] */
-  test: string[];
-  /** what to run: the CMD args, or ['/bin/sh', '-c', command] */
-  cmd: string[];
-  intervalMs: number;
-  timeoutMs: number;
-  retries: number;
-  startPeriodMs: number;
-  startIntervalMs: number;
+/**
+ * The weft service a compose service gets with deploy.endpoint_mode or x-weft.algorithm: its
+ * name (the DNS name inside the project's network) and the API request that creates it.
+ */
+export interface ProjectBalancer {
+  name: string;
+  /** every field the planner compares is filled in, defaults included */
+  request: BalancerCreate & Required<Pick<BalancerCreate, 'endpointMode' | 'network' | 'labels' | 'selector' | 'algorithm' | 'affinityTimeout' | 'ports'>>;
 }
 
 /** The part of ContainerCreate that every container of a service shares. */
@@ -81,9 +88,12 @@ export interface ProjectService {
   create: ServiceCreate;
   /** host port ranges shared out among replicas ("8000-8002:80"): each takes a free port of the range */
   replicaPorts: ReplicaPort[];
-  healthcheck?: Healthcheck;
+  /** the containers' health check (also in create.healthcheck, as the API takes it) */
+  healthcheck?: HealthSpec;
   stopGracePeriodMs: number;
-  /** x-* keys of the service, as written (x-weft is reserved for weft's services and policy) */
+  /** the weft service balancing over the containers (endpoint_mode, x-weft); absent: DNS round robin over aliases */
+  balancer?: ProjectBalancer;
+  /** x-* keys of the service, as written (x-weft is read into create labels and balancer) */
   extensions: Record<string, unknown>;
   /** sha256 of everything that defines the service's containers (not replicas or dependencies) */
   configHash: string;
@@ -142,8 +152,11 @@ export function sha256(text: string): string {
   return createHash('sha256').update(text).digest('hex');
 }
 
-/** The hash of a service: replicas and dependencies are left out (scaling recreates nothing). */
-export function serviceConfigHash(s: Omit<ProjectService, 'configHash' | 'replicas' | 'dependsOn' | 'extensions'>): string {
+/**
+ * The hash of a service: replicas and dependencies are left out (scaling recreates nothing), and
+ * so is the balancer (changing the algorithm updates the weft service, not the containers).
+ */
+export function serviceConfigHash(s: Omit<ProjectService, 'configHash' | 'replicas' | 'dependsOn' | 'extensions' | 'balancer'>): string {
   return sha256(
     canonicalJson({
       name: s.name,
@@ -164,6 +177,15 @@ export function networkConfigHash(req: NetworkCreate): string {
   const labels = { ...req.labels };
   delete labels[LABELS.configHash];
   return sha256(canonicalJson({ ...req, labels }));
+}
+
+/**
+ * The weft service's name, unique per agent: <project>-<service>. Its DNS name is the compose
+ * service's own (dnsName), so `api` inside the project reaches the virtual IP: the agent's DNS
+ * answers it on the project network in place of the containers' aliases.
+ */
+export function balancerName(project: string, service: string): string {
+  return `${project}-${service}`;
 }
 
 /** Compose v2 names: <project>-<service>-<n>, unless container_name. */

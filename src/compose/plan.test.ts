@@ -4,14 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { Value } from 'typebox/value';
-import { ContainerCreate, type ContainerView, NetworkConnect, NetworkCreate, type NetworkView } from '../api/schemas.js';
+import { ContainerCreate, type ContainerView, NetworkConnect, NetworkCreate, type NetworkView, ServiceCreate, ServiceUpdate, type ServiceView } from '../api/schemas.js';
 import { PlanError } from './errors.js';
 import { loadProject } from './load.js';
 import { LABELS, type Project } from './model.js';
-import { type Action, type CurrentContainer, type CurrentNetwork, type CurrentState, describeAction, planDown, planUp } from './plan.js';
+import { type Action, type CurrentContainer, type CurrentNetwork, type CurrentService, type CurrentState, describeAction, planDown, planUp } from './plan.js';
 
 // the agent's views must fit the planner's minimal types
-const _views: [CurrentContainer, CurrentNetwork] = [{} as ContainerView, {} as NetworkView];
+const _views: [CurrentContainer, CurrentNetwork, CurrentService] = [{} as ContainerView, {} as NetworkView, {} as ServiceView];
 void _views;
 
 const root = mkdtempSync(join(tmpdir(), 'weft-compose-plan-test-'));
@@ -43,6 +43,7 @@ networks:
 class FakeAgent implements CurrentState {
   networks: (CurrentNetwork & { containers: Record<string, { name: string }> })[] = [];
   containers: CurrentContainer[] = [];
+  services: CurrentService[] = [];
   private seq = 0;
 
   private id(): string {
@@ -93,6 +94,34 @@ class FakeAgent implements CurrentState {
         case 'remove-container':
           this.containers = this.containers.filter((c) => c.id !== a.id);
           for (const n of this.networks) delete n.containers[a.id];
+          break;
+        case 'create-service': {
+          const r = a.request;
+          assert.ok(!this.services.some((x) => x.name === r.name), `service ${r.name} exists`);
+          assert.ok(Value.Check(ServiceCreate, r), JSON.stringify(r));
+          this.services.push({
+            id: this.id(),
+            name: r.name,
+            endpointMode: r.endpointMode ?? 'vip',
+            networkName: r.network,
+            labels: { ...r.labels },
+            selector: { ...r.selector },
+            algorithm: r.algorithm ?? 'round-robin',
+            affinityTimeout: r.affinityTimeout ?? 10800,
+            ports: (r.ports ?? []).map((p) => ({ protocol: p.protocol ?? 'tcp', port: p.port, targetPort: p.targetPort ?? p.port, ...(p.publish ? { publish: p.publish } : {}) })),
+          });
+          break;
+        }
+        case 'update-service': {
+          assert.ok(Value.Check(ServiceUpdate, a.request), JSON.stringify(a.request));
+          const svc = this.services.find((x) => x.id === a.id);
+          assert.ok(svc, `no service ${a.name}`);
+          Object.assign(svc, a.request);
+          break;
+        }
+        case 'remove-service':
+          assert.ok(this.services.some((x) => x.id === a.id), `no service ${a.name}`);
+          this.services = this.services.filter((x) => x.id !== a.id);
           break;
       }
     }
@@ -328,5 +357,122 @@ describe('planDown', () => {
     assert.deepEqual(plan.warnings, ['network "demo_front" is still in use by stranger; left in place']);
     const kept = planDown(projectOf(BASE), agent, { removeOrphans: false });
     assert.deepEqual(kept.warnings[0], 'found orphan containers (demo-cache-1); remove them with --remove-orphans');
+  });
+});
+
+describe('weft services (endpoint_mode, x-weft)', () => {
+  const LB = (extra = '', mode = 'vip') => `
+services:
+  api:
+    command: ["api"]
+    deploy: {replicas: 2, endpoint_mode: ${mode}}
+    ports: ["8080:80"]
+    healthcheck: {test: ["HTTP", "80"]}
+    ${extra}
+  web:
+    command: ["web"]
+    depends_on:
+      api: {condition: service_healthy}
+`;
+
+  it('creates the service after its containers; a second up does nothing', () => {
+    const agent = new FakeAgent();
+    assert.deepEqual(brief(agent.up(projectOf(LB()))), [
+      'Network demo_default  Create',
+      'Container demo-api-1  Create',
+      'Container demo-api-1  Start',
+      'Container demo-api-2  Create',
+      'Container demo-api-2  Start',
+      'Service demo-api  Create',
+      'Container demo-web-1  Create',
+      'Container demo-web-1  Start',
+    ]);
+    assert.deepEqual(agent.services.map((s) => [s.name, s.networkName, s.labels[LABELS.project], s.labels[LABELS.service]]), [['demo-api', 'demo_default', 'demo', 'api']]);
+    assert.deepEqual(planUp(projectOf(LB()), agent), { actions: [], warnings: [] });
+  });
+
+  it('updates the service when x-weft changes, without touching the containers', () => {
+    const agent = new FakeAgent();
+    agent.up(projectOf(LB()));
+    const changed = LB('x-weft: {algorithm: source-affinity, affinity_timeout: 60}');
+    const actions = agent.up(projectOf(changed));
+    assert.deepEqual(brief(actions), ['Service demo-api  Update algorithm, affinity_timeout']);
+    assert.deepEqual(actions[0].kind === 'update-service' && actions[0].request, {
+      ports: [{ port: 80, targetPort: 80, protocol: 'tcp', publish: 8080 }],
+      selector: { [LABELS.project]: 'demo', 'weft.compose.balancer': 'api' },
+      algorithm: 'source-affinity',
+      affinityTimeout: 60,
+    });
+    assert.deepEqual(planUp(projectOf(changed), agent).actions, []);
+    assert.deepEqual(brief(agent.up(projectOf(LB().replace('"8080:80"', '"9090:80"')))), ['Service demo-api  Update ports, algorithm, affinity_timeout']);
+  });
+
+  it('recreates it when the endpoint mode changes, and removes it first when balancing stops', () => {
+    const agent = new FakeAgent();
+    agent.up(projectOf(LB()));
+    // dnsrr: the containers publish the ports themselves again, one host port each
+    assert.deepEqual(brief(agent.up(projectOf(LB('', 'dnsrr').replace('"8080:80"', '"8080-8081:80"')))), [
+      'Service demo-api  Remove',
+      'Container demo-api-1  Stop',
+      'Container demo-api-1  Remove',
+      'Container demo-api-1  Recreate',
+      'Container demo-api-1  Start',
+      'Container demo-api-2  Stop',
+      'Container demo-api-2  Remove',
+      'Container demo-api-2  Recreate',
+      'Container demo-api-2  Start',
+      'Service demo-api  Recreate',
+    ]);
+    assert.equal(agent.services[0].endpointMode, 'dnsrr');
+    const plain = LB().replace(', endpoint_mode: vip', '').replace('replicas: 2', 'replicas: 1');
+    assert.deepEqual(brief(agent.up(projectOf(plain))), [
+      'Service demo-api  Remove',
+      'Container demo-api-2  Stop',
+      'Container demo-api-2  Remove',
+      'Container demo-api-1  Stop',
+      'Container demo-api-1  Remove',
+      'Container demo-api-1  Recreate',
+      'Container demo-api-1  Start',
+    ]);
+    assert.deepEqual(agent.services, []);
+  });
+
+  it('recreates it with its network, removes orphans, and refuses a name held by another project', () => {
+    const agent = new FakeAgent();
+    agent.up(projectOf(LB()));
+    const internal = `${LB()}networks:\n  default:\n    internal: true\n`;
+    const lines = brief(agent.up(projectOf(internal)));
+    assert.equal(lines[0], 'Service demo-api  Remove', 'before its network goes');
+    assert.ok(lines.indexOf('Network demo_default  Remove') > 0);
+    assert.equal(lines.at(-3), 'Service demo-api  Recreate');
+
+    const gone = 'services:\n  web:\n    command: ["web"]\n';
+    assert.deepEqual(planUp(projectOf(gone), agent, { removeOrphans: false }).warnings, [
+      'found orphan containers (demo-api-1, demo-api-2) of services no longer in the file; remove them with --remove-orphans',
+      'found orphan services (demo-api) of services no longer in the file; remove them with --remove-orphans',
+    ]);
+    assert.deepEqual(brief(planUp(projectOf(gone), agent).actions).slice(0, 2), ['Service demo-api  Remove (orphan)', 'Container demo-api-1  Stop']);
+
+    const taken: CurrentState = {
+      networks: [],
+      containers: [],
+      services: [{ ...agent.services[0], id: 'a'.repeat(64), labels: { [LABELS.project]: 'other', [LABELS.service]: 'api' } }],
+    };
+    assert.throws(
+      () => planUp(projectOf(LB()), taken),
+      (e: unknown) =>
+        e instanceof PlanError &&
+        e.message ===
+          'service name "demo-api" is already in use by weft service aaaaaaaaaaaa (project "other"); weft service names are unique per host: remove that service, or rename the compose service',
+    );
+  });
+
+  it('down removes the service before stopping its containers', () => {
+    const agent = new FakeAgent();
+    agent.up(projectOf(LB()));
+    const plan = planDown(projectOf(LB()), agent);
+    assert.deepEqual(brief(plan.actions).slice(0, 2), ['Service demo-api  Remove', 'Container demo-web-1  Stop']);
+    agent.apply(plan.actions);
+    assert.deepEqual([agent.services, agent.containers, agent.networks], [[], [], []]);
   });
 });

@@ -16,18 +16,25 @@
  *      number first), then for n = 1..replicas: create if missing; recreate (remove + create)
  *      if the config hash changed, the container is half-made, or the service it shares a
  *      namespace with was recreated; start if created or exited; restart if a dependency with
- *      `restart: true` was recreated.
- * planDown: the project's containers stopped in reverse start order, then removed, then its
- * networks (never external ones, nor one that still has other containers attached).
+ *      `restart: true` was recreated; then its weft service (endpoint_mode, x-weft) created or
+ *      updated — after the containers, so that ports containers published are free for it.
+ * Weft services no longer wanted, or whose endpoint mode or network changed (the API cannot update
+ * those), are removed first of all, so their published ports are free for what follows.
+ * planDown: the project's weft services removed, its containers stopped in reverse start order,
+ * then removed, then its networks (never external ones, nor one that still has other containers
+ * attached).
  */
-import type { ContainerCreate, NetworkConnect, NetworkCreate } from '../api/schemas.js';
-import type { ContainerPhase } from '../model/types.js';
+import type { ContainerCreate, NetworkConnect, NetworkCreate, ServicePortRequest, ServiceUpdate } from '../api/schemas.js';
+import type { ContainerPhase, EndpointMode } from '../model/types.js';
 import { PlanError } from './errors.js';
 import {
+  type BalancerCreate,
   type DependencyCondition,
   type Project,
+  type ProjectBalancer,
   type ProjectService,
   LABELS,
+  canonicalJson,
   connectRequests,
   containerName,
   containerRequest,
@@ -50,9 +57,24 @@ export interface CurrentNetwork {
   containers?: Record<string, { name: string }>;
 }
 
+/** What the planner needs of a weft service (ServiceView fits). */
+export interface CurrentService {
+  id: string;
+  name: string;
+  endpointMode: EndpointMode;
+  ports: readonly ServicePortRequest[];
+  selector: Record<string, string>;
+  networkName?: string;
+  algorithm: string;
+  affinityTimeout: number;
+  labels: Record<string, string>;
+}
+
 export interface CurrentState {
   networks: readonly CurrentNetwork[];
   containers: readonly CurrentContainer[];
+  /** every weft service on the agent (names are unique per agent); absent: none */
+  services?: readonly CurrentService[];
 }
 
 export type CreateReason = 'missing' | 'config changed' | 'incomplete' | 'network recreated' | 'namespace owner recreated';
@@ -83,7 +105,11 @@ export type Action =
     }
   | { kind: 'restart-container'; service: string; container: string; id: string; timeoutSeconds: number }
   | { kind: 'stop-container'; service?: string; container: string; id: string; timeoutSeconds: number }
-  | { kind: 'remove-container'; service?: string; container: string; id: string; reason: RemoveReason };
+  | { kind: 'remove-container'; service?: string; container: string; id: string; reason: RemoveReason }
+  | { kind: 'create-service'; service: string; name: string; request: BalancerCreate; reason: 'missing' | 'config changed' }
+  /** changes: the fields that differ, for the progress line */
+  | { kind: 'update-service'; service: string; name: string; id: string; request: ServiceUpdate; changes: string[] }
+  | { kind: 'remove-service'; service?: string; name: string; id: string; reason: 'orphan' | 'not balanced' | 'config changed' | 'duplicate' | 'down' };
 
 export interface Plan {
   actions: Action[];
@@ -126,8 +152,12 @@ class Planner {
   readonly actions: Action[] = [];
   readonly warnings: string[] = [];
   readonly conflicts: string[] = [];
-  /** ids of containers this plan removes */
+  /** ids of containers and weft services this plan removes */
   readonly gone = new Set<string>();
+  /** weft services left in place (by compose service), to be updated if need be */
+  readonly kept = new Map<string, CurrentService>();
+  /** compose services whose weft service this plan removes to create it anew */
+  readonly recreatedServices = new Set<string>();
 
   constructor(readonly project: Project) {}
 
@@ -203,6 +233,86 @@ function planNetworks(p: Planner, current: CurrentState, mine: CurrentContainer[
   }
 }
 
+function oursByName<T extends { name: string; labels: Record<string, string> }>(project: Project, list: readonly T[] = []): T[] {
+  return list.filter((x) => ours(project, x.labels)).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+/** Ports as the agent keeps them (defaults filled in), for comparing. */
+function portsText(ports: readonly ServicePortRequest[]): string {
+  return canonicalJson(ports.map((p) => ({ name: p.name, protocol: p.protocol ?? 'tcp', port: p.port, targetPort: p.targetPort ?? p.port, publish: p.publish })));
+}
+
+/** The fields the API can update (ServiceUpdate) that differ between the file and the agent. */
+function serviceChanges(want: ProjectBalancer, cur: CurrentService): string[] {
+  const r = want.request;
+  const out: string[] = [];
+  if (portsText(r.ports) !== portsText(cur.ports)) out.push('ports');
+  if (canonicalJson(r.selector) !== canonicalJson(cur.selector)) out.push('selector');
+  if (r.algorithm !== cur.algorithm) out.push('algorithm');
+  if (r.affinityTimeout !== cur.affinityTimeout) out.push('affinity_timeout');
+  return out;
+}
+
+/**
+ * The weft services to remove before anything else: of services gone from the file (orphans),
+ * no longer balanced, or whose name, endpoint mode or network changed (the API updates none of
+ * those; a recreated network is a new network). The others are kept in p.kept.
+ */
+function planServiceRemovals(p: Planner, current: CurrentState, recreatedNetworks: Set<string>, removeOrphans: boolean): Action[] {
+  const project = p.project;
+  const actions: Action[] = [];
+  const orphans: string[] = [];
+  for (const cur of oursByName(project, current.services)) {
+    const name = cur.labels[LABELS.service];
+    if (project.disabledServices.includes(name)) continue;
+    const want = project.services.find((s) => s.name === name)?.balancer;
+    let reason: Extract<Action, { kind: 'remove-service' }>['reason'] | undefined;
+    if (!project.services.some((s) => s.name === name)) {
+      if (!removeOrphans) {
+        orphans.push(cur.name);
+        continue;
+      }
+      reason = 'orphan';
+    } else if (!want) reason = 'not balanced';
+    else if (p.kept.has(name)) reason = 'duplicate';
+    else if (cur.name !== want.name || cur.endpointMode !== want.request.endpointMode || cur.networkName !== want.request.network || recreatedNetworks.has(want.request.network)) {
+      reason = 'config changed';
+      p.recreatedServices.add(name);
+    }
+    if (!reason) {
+      p.kept.set(name, cur);
+      continue;
+    }
+    actions.push({ kind: 'remove-service', service: name, name: cur.name, id: cur.id, reason });
+    p.gone.add(cur.id);
+  }
+  if (orphans.length) p.warnings.push(`found orphan services (${orphans.join(', ')}) of services no longer in the file; remove them with --remove-orphans`);
+  return actions;
+}
+
+/** Creates the service's weft service, or updates it to match the file. */
+function planBalancer(p: Planner, s: ProjectService, current: CurrentState): void {
+  const want = s.balancer;
+  if (!want) return;
+  const cur = p.kept.get(s.name);
+  if (cur) {
+    const changes = serviceChanges(want, cur);
+    const { ports, selector, algorithm, affinityTimeout } = want.request;
+    if (changes.length) p.actions.push({ kind: 'update-service', service: s.name, name: cur.name, id: cur.id, request: { ports, selector, algorithm, affinityTimeout }, changes });
+    return;
+  }
+  const holder = current.services?.find((x) => x.name === want.name && !p.gone.has(x.id));
+  if (holder) {
+    const owner = holder.labels[LABELS.project];
+    const whose = owner ? `project "${owner}"` : `something outside project "${p.project.name}"`;
+    p.conflicts.push(
+      `service name "${want.name}" is already in use by weft service ${holder.id.slice(0, 12)} (${whose}); weft service names are unique per host: remove that service, or rename the compose service`,
+    );
+    return;
+  }
+  p.actions.push({ kind: 'create-service', service: s.name, name: want.name, request: want.request, reason: p.recreatedServices.has(s.name) ? 'config changed' : 'missing' });
+}
+
 function planService(p: Planner, s: ProjectService, current: CurrentState, mine: CurrentContainer[], changed: Set<string>): void {
   const project = p.project;
   const existing = mine.filter((c) => c.config.labels[LABELS.service] === s.name && !p.gone.has(c.id)).sort(byNumberThenName);
@@ -267,19 +377,28 @@ export function planUp(project: Project, current: CurrentState, opts: UpOptions 
   }
 
   planNetworks(p, current, mine);
+  const recreatedNetworks = new Set(p.actions.flatMap((a) => (a.kind === 'remove-network' ? [a.network] : [])));
+  p.actions.unshift(...planServiceRemovals(p, current, recreatedNetworks, opts.removeOrphans !== false));
   const changed = new Set<string>();
-  for (const s of project.services) planService(p, s, current, mine, changed);
+  for (const s of project.services) {
+    planService(p, s, current, mine, changed);
+    planBalancer(p, s, current);
+  }
   if (p.conflicts.length) throw new PlanError(p.conflicts.join('\n'));
   return { actions: p.actions, warnings: p.warnings };
 }
 
-/** Stops and removes the project's containers (dependents first), then its networks. */
+/** Removes the project's weft services, stops and removes its containers (dependents first), then its networks. */
 export function planDown(project: Project, current: CurrentState, opts: DownOptions = {}): Plan {
   const p = new Planner(project);
   const removeOrphans = opts.removeOrphans ?? true;
   const mine = current.containers.filter((c) => ours(project, c.config.labels));
   const rank = new Map(project.services.map((s, i) => [s.name, i]));
   const inFile = new Set([...project.services.map((s) => s.name), ...project.disabledServices]);
+  for (const s of oursByName(project, current.services)) {
+    const service = s.labels[LABELS.service];
+    if (removeOrphans || inFile.has(service)) p.actions.push({ kind: 'remove-service', service, name: s.name, id: s.id, reason: 'down' });
+  }
   const removed = mine
     .filter((c) => removeOrphans || inFile.has(c.config.labels[LABELS.service]))
     .sort((a, b) => {
@@ -339,5 +458,11 @@ export function describeAction(a: Action): string {
       return `Container ${a.container}  Stop`;
     case 'remove-container':
       return `Container ${a.container}  Remove${a.reason === 'orphan' ? ' (orphan)' : ''}`;
+    case 'create-service':
+      return `Service ${a.name}  ${a.reason === 'missing' ? 'Create' : 'Recreate'}`;
+    case 'update-service':
+      return `Service ${a.name}  Update ${a.changes.join(', ')}`;
+    case 'remove-service':
+      return `Service ${a.name}  Remove${a.reason === 'orphan' ? ' (orphan)' : ''}`;
   }
 }

@@ -5,8 +5,11 @@
  * the default network and the config hashes. Pure; every problem is recorded on the Checker.
  */
 import { type At, type Checker, closest } from './check.js';
+import { type EndpointMode, WEIGHT_LABEL } from '../model/types.js';
 import {
+  BALANCER_LABEL,
   type Project,
+  type ProjectBalancer,
   type ProjectNetwork,
   type ProjectService,
   type ServiceCreate,
@@ -14,11 +17,13 @@ import {
   defaultNetworkName,
   networkConfigHash,
   networkLabels,
+  balancerName,
   serviceConfigHash,
   LABELS,
 } from './model.js';
 import { type NetworkDef, inSubnets, networkCreate, readNetwork } from './network.js';
-import { type PortRequest } from '../api/schemas.js';
+import type { HealthcheckRequest, PortRequest, ServicePortRequest } from '../api/schemas.js';
+import type { HealthSpec } from '../health/spec.js';
 import { type ReplicaPort, expandPorts } from './ports.js';
 import { type DependencyRef, type NetworkRef, type ServiceContext, type ServiceDef, readService } from './service.js';
 import { CONTAINER_NAME_RE, RESOURCE_KEY_RE } from './values.js';
@@ -33,6 +38,12 @@ const TOP_UNSUPPORTED: Readonly<Record<string, string>> = {
 };
 
 const PREDEFINED = ['bridge', 'host', 'none'];
+/** The agent's rule for service names (src/agent/services.ts): a DNS label. */
+const SERVICE_NAME_RE = /^[a-zA-Z0-9]([a-zA-Z0-9_-]{0,61}[a-zA-Z0-9])?$/;
+/** The agent's default source-affinity timeout, given explicitly so that a second up compares equal. */
+const DEFAULT_AFFINITY_TIMEOUT = 10_800;
+/** The agent balances at most 16 ports per service. */
+const MAX_SERVICE_PORTS = 16;
 
 export interface BuildInput {
   /** the merged tree */
@@ -173,12 +184,14 @@ function checkNetworkRef(ck: Checker, def: ServiceDef, ref: NetworkRef, nets: Ma
   return true;
 }
 
+/** The ports each container publishes (none for a vip service: its balancer publishes them). */
 function checkReplicas(ck: Checker, def: ServiceDef): { fixed: PortRequest[]; perReplica: ReplicaPort[] } {
   if (def.containerName && def.replicas > 1) {
     ck.error(def.containerNameAt as At, `container_name "${def.containerName}" cannot name ${def.replicas} replicas; remove it (replicas are named <project>-${def.name}-<n>)`);
   }
   const fixed: PortRequest[] = [];
   const perReplica: ReplicaPort[] = [];
+  if (balancing(def) === 'vip') return { fixed, perReplica };
   for (const p of def.ports) {
     try {
       const e = expandPorts([p.mapping], Math.max(def.replicas, 1))[0];
@@ -189,6 +202,129 @@ function checkReplicas(ck: Checker, def: ServiceDef): { fixed: PortRequest[]; pe
     }
   }
   return { fixed, perReplica };
+}
+
+/**
+ * vip or dnsrr when the service gets a weft service: deploy.endpoint_mode, or x-weft keys that
+ * only a balancer reads (then vip). undefined: Compose's DNS round robin over the aliases.
+ */
+export function balancing(def: ServiceDef): EndpointMode | undefined {
+  if (def.endpointMode) return def.endpointMode;
+  return def.weft.keys.has('algorithm') || def.weft.keys.has('affinity_timeout') ? 'vip' : undefined;
+}
+
+/** Where a message about the service's balancer points. */
+function balancerAt(def: ServiceDef): At {
+  return def.endpointModeAt ?? def.weft.keys.get('algorithm') ?? def.weft.keys.get('affinity_timeout') ?? def.at;
+}
+
+/** Network order: the highest priority first (the primary network), ties by key. */
+function byPriority(a: NetworkRef, b: NetworkRef): number {
+  return b.priority - a.priority || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+}
+
+/** The key of the service's primary network: the one its balancer reaches backends on. */
+function primaryKey(def: ServiceDef): string | undefined {
+  return [...(def.networks ?? [])].sort(byPriority)[0]?.key;
+}
+
+/**
+ * The balancer's ports: `expose` ports, and `ports` by their container port. A vip service's host
+ * ports become the service's `publish` (one host port balanced over every replica, where Compose
+ * would publish it per container); a dnsrr service has no address to publish on, so its
+ * containers keep publishing their own.
+ */
+function balancerPorts(ck: Checker, def: ServiceDef, mode: EndpointMode): ServicePortRequest[] {
+  const out = new Map<string, ServicePortRequest>();
+  for (const e of def.expose) {
+    for (let port = e.container.start; port <= e.container.end; port++) out.set(`${port}/${e.protocol}`, { port, targetPort: port, protocol: e.protocol });
+  }
+  for (const { mapping: m, at } of def.ports) {
+    const host = m.host && m.host.start !== 0 ? m.host : undefined;
+    const count = m.container.end - m.container.start + 1;
+    if (mode === 'vip') {
+      const c = m.container.start === m.container.end ? `${m.container.start}` : `${m.container.start}-${m.container.end}`;
+      if (m.hostIp !== undefined) {
+        ck.error(at, `a vip service's balancer publishes on every host address; remove the host address ${m.hostIp}`);
+        continue;
+      }
+      if (!host) {
+        ck.error(at, `a vip service's balancer publishes one host port for all replicas: give it ("8080:${c}"), or list ${c} under expose to balance it without publishing`);
+        continue;
+      }
+      if (host.end - host.start + 1 !== count) {
+        ck.error(at, `a vip service's balancer publishes one host port for all replicas: give one host port per container port, e.g. "${host.start}:${c}"`);
+        continue;
+      }
+    }
+    for (let i = 0; i < count; i++) {
+      const port = m.container.start + i;
+      const key = `${port}/${m.protocol}`;
+      if (mode === 'vip' && out.get(key)?.publish) {
+        ck.error(at, `container port ${key} is published twice; the balancer publishes each port once`);
+        continue;
+      }
+      out.set(key, { port, targetPort: port, protocol: m.protocol, ...(mode === 'vip' && host ? { publish: host.start + i } : {}) });
+    }
+  }
+  const ports = [...out.values()];
+  if (ports.length > MAX_SERVICE_PORTS) ck.error(balancerAt(def), `a weft service balances at most ${MAX_SERVICE_PORTS} ports; this service has ${ports.length}`);
+  if (mode === 'vip' && !def.ports.length && !def.expose.length) ck.error(balancerAt(def), 'a vip service balances ports: list them under expose (or under ports to publish them on the host)');
+  return ports;
+}
+
+/** The balancer's own checks, on one service. */
+function checkBalancer(ck: Checker, def: ServiceDef): ServicePortRequest[] | undefined {
+  const mode = balancing(def);
+  if (!mode) return undefined;
+  const at = balancerAt(def);
+  if (def.networkMode) {
+    ck.error(at, 'a balanced service needs networks: its weft service reaches the containers on the first one; remove network_mode');
+  }
+  if (!SERVICE_NAME_RE.test(def.name)) {
+    ck.error(at, `"${def.name}" cannot name a weft service: use letters, digits, '-' and '_' (a DNS label of at most 63 characters)`);
+  }
+  const backendOf = def.weft.keys.get('backend_of');
+  if (backendOf) ck.error(backendOf, 'a service with its own balancer (endpoint_mode, x-weft.algorithm) cannot also be the backend of another');
+  if (mode === 'dnsrr') {
+    for (const k of ['algorithm', 'affinity_timeout']) {
+      const kAt = def.weft.keys.get(k);
+      if (kAt) ck.error(kAt, `needs endpoint_mode: vip; a dnsrr service is balanced by DNS answers, not in the kernel`);
+    }
+  }
+  const timeoutAt = def.weft.keys.get('affinity_timeout');
+  if (mode === 'vip' && timeoutAt && def.weft.algorithm !== 'source-affinity') ck.warn(timeoutAt, 'only the source-affinity algorithm uses affinity_timeout');
+  return balancerPorts(ck, def, mode);
+}
+
+/** x-weft.backend_of and weight, once every service's networks are known. */
+function checkBackends(ck: Checker, def: ServiceDef, all: Map<string, ServiceDef>, on: Set<string>): void {
+  const w = def.weft;
+  let lb = balancing(def) ? def : undefined;
+  const ofAt = w.keys.get('backend_of');
+  if (ofAt && w.backendOf !== undefined && !balancing(def)) {
+    const target = all.get(w.backendOf);
+    if (w.backendOf === def.name) ck.error(ofAt, 'a service cannot be a backend of itself; give it deploy.endpoint_mode to balance it');
+    else if (!target) {
+      const hint = closest(w.backendOf, all.keys());
+      ck.error(ofAt, `service "${w.backendOf}" is not defined${hint ? `; did you mean "${hint}"?` : ''}`);
+    } else if (!on.has(w.backendOf)) ck.error(ofAt, `service "${w.backendOf}" is disabled: none of its profiles (${target.profiles.join(', ')}) is active`);
+    else if (!balancing(target)) ck.error(ofAt, `service "${w.backendOf}" has no balancer: give it deploy.endpoint_mode (vip or dnsrr) or x-weft.algorithm`);
+    else if (def.networkMode) ck.error(ofAt, `the backends of "${w.backendOf}" are reached on a network: remove network_mode`);
+    else {
+      const key = primaryKey(target);
+      if (key && !def.networks?.some((r) => r.key === key)) ck.error(ofAt, `the backends of "${w.backendOf}" are reached on its network "${key}": add it to this service's networks`);
+      else lb = target;
+    }
+  }
+  const weightAt = w.keys.get('weight');
+  if (!weightAt || w.weight === undefined) return;
+  if (def.labels[WEIGHT_LABEL] !== undefined) ck.error(weightAt, `the label ${WEIGHT_LABEL} is set too; give the weight once`);
+  else if (!lb) ck.warn(weightAt, `no balancer of this project selects "${def.name}" (deploy.endpoint_mode, x-weft.backend_of); the ${WEIGHT_LABEL} label only counts in weft services you create`);
+  else if (balancing(lb) === 'dnsrr') ck.warn(weightAt, `"${lb.name}" is dnsrr: DNS answers ignore weights`);
+  else if ((lb.weft.algorithm ?? 'round-robin') === 'round-robin') {
+    ck.warn(weightAt, `the balancer of "${lb.name}" uses round-robin, which ignores weights; give it x-weft.algorithm: weighted-round-robin (or maglev, random, least-connections, source-affinity)`);
+  }
 }
 
 function realNetworkName(project: string, def: NetworkDef): string {
@@ -211,7 +347,7 @@ function buildNetwork(ck: Checker, project: string, def: NetworkDef, where: At):
 }
 
 function serviceNetworks(def: ServiceDef, names: Map<string, string>): ServiceNetwork[] {
-  const refs = [...(def.networks ?? [])].sort((a, b) => b.priority - a.priority || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const refs = [...(def.networks ?? [])].sort(byPriority);
   return refs.map((r) => {
     const n: ServiceNetwork = { key: r.key, network: names.get(r.key) as string, aliases: [...new Set([def.name, ...r.aliases])], priority: r.priority };
     if (r.ipv4) n.ipv4 = r.ipv4;
@@ -220,21 +356,58 @@ function serviceNetworks(def: ServiceDef, names: Map<string, string>): ServiceNe
   });
 }
 
-function buildService(def: ServiceDef, deps: DependencyRef[], names: Map<string, string>, ports: { fixed: PortRequest[]; perReplica: ReplicaPort[] }): ProjectService {
+/** The API's healthcheck, durations in milliseconds as resolved (so the hash sees the defaults too). */
+function healthcheckRequest(h: HealthSpec): HealthcheckRequest {
+  const req: HealthcheckRequest = { test: h.test, interval: h.intervalMs, timeout: h.timeoutMs, retries: h.retries, start_period: h.startPeriodMs };
+  if (h.startIntervalMs !== undefined) req.start_interval = h.startIntervalMs;
+  return req;
+}
+
+function balancer(project: string, def: ServiceDef, network: string | undefined, ports: ServicePortRequest[]): ProjectBalancer {
+  const name = balancerName(project, def.name);
+  return {
+    name,
+    request: {
+      name,
+      dnsName: def.name,
+      endpointMode: balancing(def) ?? 'vip',
+      network: network ?? '',
+      labels: { [LABELS.project]: project, [LABELS.service]: def.name },
+      selector: { [LABELS.project]: project, [BALANCER_LABEL]: def.name },
+      algorithm: def.weft.algorithm ?? 'round-robin',
+      affinityTimeout: def.weft.affinityTimeout ?? DEFAULT_AFFINITY_TIMEOUT,
+      ports,
+    },
+  };
+}
+
+function buildService(
+  project: string,
+  def: ServiceDef,
+  deps: DependencyRef[],
+  names: Map<string, string>,
+  ports: { fixed: PortRequest[]; perReplica: ReplicaPort[] },
+  lbPorts: ServicePortRequest[] | undefined,
+): ProjectService {
   const create: ServiceCreate = { cmd: def.cmd };
   if (def.env.length) create.env = def.env;
   create.workdir = def.workdir;
   if (def.hostname) create.hostname = def.hostname;
-  create.labels = def.labels;
+  create.labels = { ...def.labels };
+  if (def.weft.weight !== undefined) create.labels[WEIGHT_LABEL] = String(def.weft.weight);
+  const selectedBy = lbPorts ? def.name : def.weft.backendOf;
+  if (selectedBy !== undefined) create.labels[BALANCER_LABEL] = selectedBy;
   if (def.restart) create.restart = def.restart;
   if (ports.fixed.length) create.ports = ports.fixed;
   if (def.extraHosts.length) create.extraHosts = def.extraHosts;
   if (def.dns.length) create.dns = def.dns;
+  if (def.healthcheck) create.healthcheck = healthcheckRequest(def.healthcheck);
+  const networks = def.networkMode ? [] : serviceNetworks(def, names);
   const base: Omit<ProjectService, 'configHash'> = {
     name: def.name,
     replicas: def.replicas,
     dependsOn: deps.map((d) => ({ service: d.service, condition: d.condition, required: d.required, restart: d.restart })),
-    networks: def.networkMode ? [] : serviceNetworks(def, names),
+    networks,
     create,
     replicaPorts: ports.perReplica,
     stopGracePeriodMs: def.stopGracePeriodMs,
@@ -244,7 +417,9 @@ function buildService(def: ServiceDef, deps: DependencyRef[], names: Map<string,
   if (def.image) base.image = def.image;
   if (def.networkMode) base.networkMode = def.networkMode;
   if (def.healthcheck) base.healthcheck = def.healthcheck;
-  return { ...base, configHash: serviceConfigHash(base) };
+  const configHash = serviceConfigHash(base);
+  if (lbPorts) base.balancer = balancer(project, def, networks[0]?.network, lbPorts);
+  return { ...base, configHash };
 }
 
 /** Builds the project; returns it even when issues were recorded (the caller decides). */
@@ -273,12 +448,14 @@ export function buildProject(ck: Checker, input: BuildInput): Project {
   const active = new Map([...all].filter(([n]) => on.has(n)));
   const deps = new Map<string, DependencyRef[]>();
   const ports = new Map<string, { fixed: PortRequest[]; perReplica: ReplicaPort[] }>();
+  const lbPorts = new Map<string, ServicePortRequest[] | undefined>();
   const used = new Map<string, At>();
   const containerNames = new Map<string, string>();
   for (const def of active.values()) {
     checkNetworkMode(ck, def, all, on);
     deps.set(def.name, checkDependencies(ck, def, all, on));
     ports.set(def.name, checkReplicas(ck, def));
+    lbPorts.set(def.name, checkBalancer(ck, def));
     if (def.containerName) {
       const other = containerNames.get(def.containerName);
       if (other) ck.error(def.containerNameAt as At, `container_name "${def.containerName}" is also the name of service "${other}"'s container`);
@@ -290,6 +467,7 @@ export function buildProject(ck: Checker, input: BuildInput): Project {
     const refs = def.networks;
     for (const ref of refs) if (checkNetworkRef(ck, def, ref, nets) && !used.has(ref.key)) used.set(ref.key, ref.at);
   }
+  for (const def of active.values()) checkBackends(ck, def, all, on);
 
   // the order: dependencies first; a cycle is reported once, at its first service
   const graph = new Map([...active].map(([n, d]) => [n, { ...d, dependsOn: deps.get(n) ?? [] }]));
@@ -320,7 +498,9 @@ export function buildProject(ck: Checker, input: BuildInput): Project {
     networks.push(net);
   }
 
-  const services = [...order, ...cyclic].map((n) => buildService(active.get(n) as ServiceDef, deps.get(n) ?? [], names, ports.get(n) as { fixed: PortRequest[]; perReplica: ReplicaPort[] }));
+  const services = [...order, ...cyclic].map((n) =>
+    buildService(input.name, active.get(n) as ServiceDef, deps.get(n) ?? [], names, ports.get(n) as { fixed: PortRequest[]; perReplica: ReplicaPort[] }, lbPorts.get(n)),
+  );
   return {
     name: input.name,
     workingDir: input.projectDir,

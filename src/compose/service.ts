@@ -6,10 +6,12 @@
  */
 import { isIPv4, isIPv6 } from 'node:net';
 import { resolve } from 'node:path';
+import type { EndpointMode } from '../model/types.js';
+import { type HealthSpec, type HealthcheckInput, HealthSpecError, healthSpec, normalizeHealthTest } from '../health/spec.js';
 import { type At, type Checker, describe } from './check.js';
 import { type Lookup, parseDotenv } from './interpolate.js';
-import { type DependencyCondition, type Healthcheck, type NetworkMode, RESERVED_LABEL_PREFIX } from './model.js';
-import { type PortMapping, parseHostIp, parseLongPort, parsePortRange, parseProtocol, parseShortPort } from './ports.js';
+import { type BalancerCreate, type DependencyCondition, type NetworkMode, RESERVED_LABEL_PREFIXES } from './model.js';
+import { type PortMapping, type PortRange, type Protocol, parseHostIp, parseLongPort, parsePortRange, parseProtocol, parseShortPort } from './ports.js';
 import { isPlainMap } from './source.js';
 import {
   CONTAINER_NAME_RE,
@@ -128,7 +130,6 @@ export const SERVICE_KEYS = [
 
 const DEPLOY_UNSUPPORTED: Readonly<Record<string, string>> = {
   mode: 'weft runs replicated services on one host',
-  endpoint_mode: 'reserved for weft services (virtual IPs)',
   resources: LIMITS,
   restart_policy: 'use the service\'s restart key',
   placement: 'weft runs a project on one host',
@@ -154,6 +155,26 @@ export interface DependencyRef {
   restart: boolean;
 }
 
+export type Algorithm = NonNullable<BalancerCreate['algorithm']>;
+const ALGORITHMS = ['round-robin', 'weighted-round-robin', 'random', 'source-affinity', 'maglev', 'least-connections'] as const satisfies readonly Algorithm[];
+const WEFT_KEYS = ['algorithm', 'affinity_timeout', 'weight', 'backend_of'];
+
+/** A service's x-weft, checked; `keys` locates each key for later messages. */
+export interface WeftDef {
+  keys: Map<string, At>;
+  algorithm?: Algorithm;
+  /** seconds */
+  affinityTimeout?: number;
+  weight?: number;
+  backendOf?: string;
+}
+
+export interface ExposedPort {
+  container: PortRange;
+  protocol: Protocol;
+  at: At;
+}
+
 export interface ServiceDef {
   name: string;
   at: At;
@@ -170,17 +191,21 @@ export interface ServiceDef {
   containerNameAt?: At;
   image?: string;
   ports: { mapping: PortMapping; at: At }[];
+  expose: ExposedPort[];
   /** undefined: the service names no networks (it gets the default one) */
   networks?: NetworkRef[];
   networksAt?: At;
   networkMode?: NetworkMode;
   networkModeAt?: At;
   dependsOn: DependencyRef[];
-  healthcheck?: Healthcheck;
+  healthcheck?: HealthSpec;
   healthcheckAt?: At;
   stopGracePeriodMs: number;
   replicas: number;
   replicasAt?: At;
+  endpointMode?: EndpointMode;
+  endpointModeAt?: At;
+  weft: WeftDef;
   extensions: Record<string, unknown>;
 }
 
@@ -198,8 +223,9 @@ export interface ServiceContext {
 export function readLabels(ck: Checker, at: At): Record<string, string> {
   const out: Record<string, string> = {};
   const put = (k: string, v: string, where: At): void => {
-    if (k.startsWith(RESERVED_LABEL_PREFIX)) {
-      ck.error(where, `label "${k}" is reserved: weft sets the ${RESERVED_LABEL_PREFIX}* labels itself`);
+    const reserved = RESERVED_LABEL_PREFIXES.find((p) => k.startsWith(p));
+    if (reserved) {
+      ck.error(where, `label "${k}" is reserved: weft sets the ${reserved}* labels itself`);
       return;
     }
     out[k] = v;
@@ -316,8 +342,17 @@ function readDuration(ck: Checker, at: At): number | undefined {
   }
 }
 
-/** `healthcheck`: undefined when absent or disabled. */
-function readHealthcheck(ck: Checker, at: At): Healthcheck | undefined {
+/** The message without its "healthcheck.KEY: " prefix: the checker names the key, with its line. */
+function healthReason(e: HealthSpecError): string {
+  return e.message.slice(`healthcheck.${e.field}: `.length);
+}
+
+/**
+ * `healthcheck`: undefined when absent or disabled. Each key is read here, so a bad value is
+ * reported at its own line; the test and the defaults are health/spec.ts's, as the agent applies
+ * them (Docker's forms plus weft's ["TCP", port] and ["HTTP", port, path]).
+ */
+function readHealthcheck(ck: Checker, at: At): HealthSpec | undefined {
   const keys = ck.keys(at, {
     supported: ['test', 'interval', 'timeout', 'retries', 'start_period', 'start_interval', 'disable'],
   });
@@ -325,33 +360,34 @@ function readHealthcheck(ck: Checker, at: At): Healthcheck | undefined {
   const disable = keys.get('disable');
   if (disable && ck.boolean(disable)) return undefined;
   const testAt = keys.get('test');
-  if (!testAt) return ck.error(at, 'a healthcheck needs a test (weft has no image to take one from), e.g. test: ["CMD", "curl", "-f", "http://localhost/"]');
-  let test: string[] | undefined;
-  if (typeof testAt.value === 'string') test = ['CMD-SHELL', testAt.value];
-  else {
-    test = readCommand(ck, testAt);
-    if (test && test.length && !['CMD', 'CMD-SHELL', 'NONE'].includes(test[0])) {
-      return ck.error(testAt, `a test list starts with "CMD", "CMD-SHELL" or "NONE", not ${JSON.stringify(test[0])}`);
-    }
+  if (!testAt) return ck.error(at, 'a healthcheck needs a test (weft has no image to take one from), e.g. test: ["CMD", "curl", "-f", "http://localhost/"] or ["HTTP", "8080", "/healthz"]');
+  let test = typeof testAt.value === 'string' ? testAt.value : readCommand(ck, testAt);
+  try {
+    if (test !== undefined) test = normalizeHealthTest(test);
+  } catch (e) {
+    if (!(e instanceof HealthSpecError)) throw e;
+    test = ck.error(testAt, healthReason(e));
   }
-  if (!test) return undefined;
-  if (test[0] === 'NONE') return undefined;
-  if (test.length < 2 || test.slice(1).every((w) => w === '')) return ck.error(testAt, 'the test has no command');
-  const cmd = test[0] === 'CMD' ? test.slice(1) : ['/bin/sh', '-c', test.slice(1).join(' ')];
-  const dur = (k: string, dflt: number): number => {
+  let ok = test !== undefined;
+  const input: HealthcheckInput = { test: test ?? [] };
+  for (const k of ['interval', 'timeout', 'start_period', 'start_interval'] as const) {
     const c = keys.get(k);
-    return c ? (readDuration(ck, c) ?? dflt) : dflt;
-  };
+    if (!c || c.value === null) continue;
+    input[k] = readDuration(ck, c);
+    ok &&= input[k] !== undefined;
+  }
   const retriesAt = keys.get('retries');
-  return {
-    test: test[0] === 'CMD' ? test : ['CMD-SHELL', test.slice(1).join(' ')],
-    cmd,
-    intervalMs: dur('interval', 30_000),
-    timeoutMs: dur('timeout', 30_000),
-    retries: retriesAt ? (ck.integer(retriesAt, 0) ?? 3) : 3,
-    startPeriodMs: dur('start_period', 0),
-    startIntervalMs: dur('start_interval', 5_000),
-  };
+  if (retriesAt) {
+    input.retries = ck.integer(retriesAt, 0);
+    ok &&= input.retries !== undefined;
+  }
+  if (!ok) return undefined;
+  try {
+    return healthSpec(input);
+  } catch (e) {
+    if (!(e instanceof HealthSpecError)) throw e;
+    return ck.error(keys.get(e.field) ?? at, healthReason(e));
+  }
 }
 
 function readPorts(ck: Checker, at: At): { mapping: PortMapping; at: At }[] {
@@ -414,19 +450,51 @@ function readPorts(ck: Checker, at: At): { mapping: PortMapping; at: At }[] {
   return out;
 }
 
-function readExpose(ck: Checker, at: At): void {
-  if (at.value === null) return;
+function readExpose(ck: Checker, at: At): ExposedPort[] {
+  const out: ExposedPort[] = [];
+  if (at.value === null) return out;
   for (const item of ck.list(at) ?? []) {
     const s = ck.text(item, 'a port like "3000" or "3000-3005/udp"');
     if (s === undefined) continue;
     const [port, proto] = s.split('/');
     try {
-      parsePortRange(port, 'container port');
-      if (proto !== undefined) parseProtocol(proto);
+      out.push({ container: parsePortRange(port, 'container port'), protocol: proto === undefined ? 'tcp' : parseProtocol(proto), at: item });
     } catch (e) {
       ck.error(item, `${JSON.stringify(s)} is not a port to expose: ${(e as Error).message}`);
     }
   }
+  return out;
+}
+
+/** `x-weft` on a service: how its weft service balances, and what it adds to one. */
+function readWeft(ck: Checker, at: At | undefined): WeftDef {
+  const def: WeftDef = { keys: new Map() };
+  if (!at || at.value === null) return def;
+  const keys = ck.keys(at, { supported: WEFT_KEYS }, 'a mapping (algorithm, affinity_timeout, weight, backend_of)');
+  if (!keys) return def;
+  def.keys = keys;
+  const algorithm = keys.get('algorithm');
+  if (algorithm) {
+    const a = ck.string(algorithm);
+    const known = ALGORITHMS.find((x) => x === a);
+    if (known) def.algorithm = known;
+    else if (a !== undefined) ck.error(algorithm, `"${a}" is not an algorithm; use ${ALGORITHMS.join(', ')}`);
+  }
+  const timeout = keys.get('affinity_timeout');
+  if (timeout) {
+    const what = 'seconds (1-86400) or a duration such as 10m';
+    if (typeof timeout.value === 'number' || /^\s*\d+\s*$/.test(String(timeout.value))) def.affinityTimeout = ck.integer(timeout, 1, 86400, what);
+    else {
+      const ms = readDuration(ck, timeout);
+      if (ms !== undefined && (ms % 1000 !== 0 || ms < 1000 || ms > 86_400_000)) ck.error(timeout, `expected ${what} in whole seconds, got ${JSON.stringify(timeout.value)}`);
+      else if (ms !== undefined) def.affinityTimeout = ms / 1000;
+    }
+  }
+  const weight = keys.get('weight');
+  if (weight) def.weight = ck.integer(weight, 1, 1000, 'a weight (1-1000)');
+  const backendOf = keys.get('backend_of');
+  if (backendOf) def.backendOf = ck.string(backendOf, 'a service name');
+  return def;
 }
 
 function readNetworkRef(ck: Checker, key: string, at: At): NetworkRef {
@@ -569,9 +637,16 @@ function readReplicas(ck: Checker, keys: Map<string, At>, def: ServiceDef): void
   let replicasAt: At | undefined;
   const deployAt = keys.get('deploy');
   if (deployAt && deployAt.value !== null) {
-    const dk = ck.keys(deployAt, { supported: ['replicas'], unsupported: DEPLOY_UNSUPPORTED, extensions: true });
+    const dk = ck.keys(deployAt, { supported: ['replicas', 'endpoint_mode'], unsupported: DEPLOY_UNSUPPORTED, extensions: true });
     replicasAt = dk?.get('replicas');
     if (replicasAt) replicas = ck.integer(replicasAt, 0);
+    const mode = dk?.get('endpoint_mode');
+    if (mode && mode.value !== null) {
+      const m = ck.string(mode, 'vip or dnsrr');
+      if (m === 'vip' || m === 'dnsrr') def.endpointMode = m;
+      else if (m !== undefined) ck.error(mode, `"${m}" is not an endpoint mode; use vip (a virtual IP balanced in the kernel) or dnsrr (DNS answers with the healthy containers)`);
+      def.endpointModeAt = mode;
+    }
   }
   if (scale !== undefined && replicas !== undefined && scale !== replicas) {
     ck.error(scaleAt as At, `scale (${scale}) and deploy.replicas (${replicas}) differ; give one of them`);
@@ -593,14 +668,17 @@ export function readService(ck: Checker, name: string, at: At, ctx: ServiceConte
     dns: [],
     labels: {},
     ports: [],
+    expose: [],
     dependsOn: [],
     stopGracePeriodMs: 10_000,
     replicas: 1,
+    weft: { keys: new Map() },
     extensions: {},
   };
   const keys = ck.keys(at, { supported: SERVICE_KEYS, unsupported: UNSUPPORTED_SERVICE_KEYS, extensions: true }, 'a mapping of service keys');
   if (!keys) return def;
   def.extensions = ck.extensions(keys);
+  def.weft = readWeft(ck, keys.get('x-weft'));
   const get = (k: string): At | undefined => keys.get(k);
   const str = (k: string): string | undefined => {
     const c = get(k);
@@ -683,7 +761,7 @@ export function readService(ck: Checker, name: string, at: At, ctx: ServiceConte
   const ports = get('ports');
   if (ports) def.ports = readPorts(ck, ports);
   const expose = get('expose');
-  if (expose) readExpose(ck, expose);
+  if (expose) def.expose = readExpose(ck, expose);
 
   const nets = get('networks');
   if (nets) {

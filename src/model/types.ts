@@ -163,6 +163,8 @@ export interface Service {
   created: string;
   /** 1..65535, unique per host: its ports' load-balancer keys are key * 16 + port index */
   key: number;
+  /** the name it answers to in DNS (default: name); compose uses SERVICE for service PROJECT-SERVICE */
+  dnsName?: string;
   /** vip: the name resolves to `vip`, connections are balanced in the kernel; dnsrr: to the backends */
   endpointMode: EndpointMode;
   vip?: string;
