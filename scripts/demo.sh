@@ -57,7 +57,8 @@ for _ in $(seq 50); do outside busybox wget -q -O - "http://$HOSTIP:8080/" >/dev
 bold "3. Names (weft's embedded DNS, at each network's gateway)"
 printf '    web asks for api:   %s\n' "$(in_ shop-web-1 dig +short api | tr '\n' ' ')"
 printf '    api asks for store: %s\n' "$(in_ shop-api-1 dig +short store | tr '\n' ' ')"
-check "web resolves api (both replicas, on the public network)" ok test "$(in_ shop-web-1 dig +short api | wc -l)" = 2
+check "web resolves api to its virtual IP (one address, in 10.96.0.0/16)" ok sh -c "\"$WEFT\" exec shop-web-1 dig +short api | grep -qx '10\.96\.[0-9.]*'"
+check "tasks.api lists the three healthy replicas" ok test "$(in_ shop-web-1 dig +short tasks.api | wc -l)" = 3
 check "api resolves store (they share the backend network)" ok resolves shop-api-1 store
 check "web cannot resolve store: they share no network" blocked resolves shop-web-1 store
 check "store resolves the api replicas by the alias counter" ok resolves shop-store-1 counter
@@ -65,8 +66,8 @@ check "store resolves the api replicas by the alias counter" ok resolves shop-st
 bold "4. The published port and the application's own requests"
 check "outside -> web's published port $HOSTIP:8080" ok outside busybox wget -q -O - "http://$HOSTIP:8080/"
 check "outside -> /api/hit: web -> api -> store, by name" ok outside busybox wget -q -O - "http://$HOSTIP:8080/api/hit"
-served=$(for _ in 1 2 3 4; do outside busybox wget -q -O - "http://$HOSTIP:8080/api/hit"; done | python3 -c 'import json,sys; print(len({json.loads(l)["served_by"] for l in sys.stdin}))')
-check "the API replicas share the requests (DNS round robin)" ok test "$served" = 2
+served=$(for _ in 1 2 3 4 5 6; do outside busybox wget -q -O - "http://$HOSTIP:8080/api/hit"; done | python3 -c 'import json,sys; print(len({json.loads(l)["served_by"] for l in sys.stdin}))')
+check "the three API replicas share the requests (round robin through the VIP)" ok test "$served" = 3
 check "host -> 127.0.0.1:8080 (a published port from the host itself)" ok "$WEFT" lab exec $LAB --host -- busybox wget -q -O - http://127.0.0.1:8080/
 check "api -> the host's address:8080 (hairpin)" ok tget shop-api-1 "http://$HOSTIP:8080/"
 

@@ -10,7 +10,8 @@ const api = process.env.API_URL ?? 'http://api:8080';
 
 function fetchText(url) {
   return new Promise((resolve, reject) => {
-    const req = http.get(url, { timeout: 2000 }, (res) => {
+    // a new connection per call (no keep-alive): the kernel balances connections, not requests
+    const req = http.get(url, { timeout: 2000, agent: false }, (res) => {
       let body = '';
       res.on('data', (d) => (body += d));
       res.on('end', () => resolve({ status: res.statusCode, body }));
@@ -20,8 +21,8 @@ function fetchText(url) {
   });
 }
 
-// Every call asks DNS for the API's addresses and takes the first. weft's DNS rotates the order of
-// a name's addresses, so calls spread over the replicas (getaddrinfo would re-sort them).
+// Every call asks DNS for the API's address and takes the first: the API's virtual IP (or, for a
+// name with several addresses, weft's DNS rotates them; getaddrinfo would re-sort them).
 async function apiBase() {
   const u = new URL(api);
   try {

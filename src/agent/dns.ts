@@ -30,14 +30,15 @@ export function resolvConfUpstreams(text: string): Upstream[] {
 }
 
 /**
- * A service's names, on the networks it is reached on (its own, or its backends'): NAME gives the
+ * A service's names, on its network and its backends' networks: NAME gives the
  * VIP (vip mode, hiding containers' aliases of the same name) or the serving backends (dnsrr);
  * tasks.NAME always gives the serving backends; each named port has an SRV record
  * _PORT._PROTO.NAME pointing at NAME (vip) or at each backend (dnsrr).
  */
 export function serviceNames(s: Service, backends: Backend[], networks: Network[]): { extra: DnsExtraName[]; srv: DnsSrv[] } {
   const userDefined = new Set(networks.filter(hasEmbeddedDns).map((n) => n.id));
-  const networkIds = s.network ? [s.network] : [...new Set(backends.map((b) => b.networkId).filter((id): id is string => !!id))];
+  // the service's network and every network its backends are on: where its clients are
+  const networkIds = [...new Set([...(s.network ? [s.network] : []), ...backends.flatMap((b) => Object.keys(b.c.endpoints))])];
   const scope = networkIds.filter((id) => userDefined.has(id));
   const serving = backends.filter((b) => b.active);
   const ips = serving.map((b) => b.ip!);
