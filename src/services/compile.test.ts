@@ -109,3 +109,9 @@ test('a delta adds and removes whole services', () => {
   const rm = deltaScript(c, []);
   assert.ok(rm.indexOf('delete element inet weft-svc services4') < rm.indexOf('delete chain inet weft-svc s-5'));
 });
+
+test('the highest keys give unsigned marks (no sign from a 32-bit shift)', () => {
+  const c = compilePort(port({ key: 0xfffff }));
+  assert.equal(c.rules[0], `meta mark set numgen inc mod 3 offset ${0xfffff000}`);
+  assert.deepEqual([...c.elements.backends4.keys()], ['4294963200', '4294963201', '4294963202']);
+});

@@ -115,7 +115,8 @@ const CHAINS = `  map affinity4 {
 `;
 
 const hex = (n: number) => `0x${n.toString(16).padStart(8, '0')}`;
-const base = (key: number) => key << SLOT_BITS;
+// multiplication, not <<: keys of 0x80000 and up would turn a 32-bit shift negative
+const base = (key: number) => key * 2 ** SLOT_BITS;
 export const chainName = (key: number) => `s-${key}`;
 
 function checkPort(p: LbPort): void {
