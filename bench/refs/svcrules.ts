@@ -21,7 +21,8 @@
  *   filler backends    10.100.0.0 - 10.103.255.255 (never answered: only the measured service is connected to)
  *   real backends      10.88.0.101 - 10.88.0.110 (addresses of the backend netns, see svcnet.ts)
  */
-import { compilePort, fullScript, type CompiledPort, type LbAlgorithm, type LbBackend, type LbPort } from '../../src/services/compile.js';
+import { compilePort, fullScript, type CompiledPort, type LbBackend, type LbPort } from '../../src/services/compile.js';
+import type { LbAlgorithm } from '../../src/model/types.js';
 
 /** the agent numbers a service's ports key * 16 + i (src/agent/services.ts PORTS_PER_SERVICE) */
 export const PORTS_PER_SERVICE = 16;

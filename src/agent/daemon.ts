@@ -168,7 +168,8 @@ export class Daemon {
   }
 }
 
-function resolveRef<T extends { id: string; name: string }>(items: T[], ref: string, what: string): T | undefined {
+/** An item by exact id, else name, else unique id prefix (Docker's rules); undefined if none. */
+export function resolveRef<T extends { id: string; name: string }>(items: T[], ref: string, what: string): T | undefined {
   const exactId = items.find((i) => i.id === ref);
   if (exactId) return exactId;
   const byName = items.find((i) => i.name === ref);

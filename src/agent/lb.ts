@@ -30,6 +30,14 @@ export interface Backend {
   probe?: HealthStatus;
 }
 
+/** One service as applied: its ports as compiled, and its backends by container/protocol/port. */
+interface Applied {
+  /** the compiler's input, as JSON: equal text, nothing to do */
+  ports: string;
+  compiled: CompiledPort[];
+  backends: Map<string, { ip: string; port: number; protocol: 'tcp' | 'udp' }>;
+}
+
 export function selects(s: Service, c: Container): boolean {
   return Object.entries(s.selector).every(([k, v]) => c.config.labels[k] === v);
 }
@@ -58,7 +66,7 @@ export function serviceBackends(
 
 export class LbController {
   /** what the kernel holds, per service id */
-  private applied = new Map<string, { ports: string; compiled: CompiledPort[]; backends: Map<string, { ip: string; port: number; protocol: 'tcp' | 'udp' }> }>();
+  private applied = new Map<string, Applied>();
   /** source affinity: a stable identity per backend, per service */
   private identities = new Map<string, Map<string, number>>();
   private probes = new Map<string, HealthStatus>();
@@ -166,10 +174,12 @@ export class LbController {
   }
 
   private async sync(): Promise<void> {
-    const [services, containers, networks] = await Promise.all([this.d.services(), this.d.containers(), this.d.networks()]);
-    const vipServices = services.filter((s) => s.endpointMode === 'vip');
+    const vipServices = (await this.d.services()).filter((s) => s.endpointMode === 'vip');
+    // the common case on a container event: no services, nothing applied; skip reading the rest
+    if (!vipServices.length && !this.applied.size && !this.needFull) return this.followConnections(false);
+    const [containers, networks] = await Promise.all([this.d.containers(), this.d.networks()]);
     this.followConnections(vipServices.some((s) => s.algorithm === 'least-connections'));
-    const next = new Map<string, { ports: string; compiled: CompiledPort[]; backends: Map<string, { ip: string; port: number; protocol: 'tcp' | 'udp' }> }>();
+    const next = new Map<string, Applied>();
     for (const s of vipServices) {
       const ports = this.lbPorts(s, serviceBackends(s, containers, networks, this.probeOf));
       const text = JSON.stringify(ports);
@@ -178,8 +188,9 @@ export class LbController {
       const backends = new Map(ports.flatMap((p) => p.backends.map((b) => [`${b.id}/${p.protocol}/${b.port}`, { ip: b.ip, port: b.port, protocol: p.protocol }] as const)));
       next.set(s.id, { ports: text, compiled, backends });
     }
+    const full = () => nftApply(fullScript([...next.values()].flatMap((v) => v.compiled), [serviceRange(this.d).subnet]));
     if (this.needFull) {
-      await nftApply(fullScript([...next.values()].flatMap((v) => v.compiled), [serviceRange(this.d).subnet]));
+      await full();
       this.needFull = false;
     } else {
       const parts: string[] = [];
@@ -195,7 +206,7 @@ export class LbController {
           await nftApply(script);
         } catch (e) {
           this.d.log.warn({ err: String(e) }, 'load-balancer delta failed; rewriting the table');
-          await nftApply(fullScript([...next.values()].flatMap((v) => v.compiled), [serviceRange(this.d).subnet]));
+          await full();
         }
       }
     }
@@ -209,7 +220,7 @@ export class LbController {
    * conntrack: the client's next packet is refused (or balanced anew) at once. A backend that
    * only turned unhealthy keeps its open connections, as Kubernetes does.
    */
-  private async clearGone(next: typeof this.applied, containers: Container[]): Promise<void> {
+  private async clearGone(next: Map<string, Applied>, containers: Container[]): Promise<void> {
     const running = new Set(containers.filter((c) => c.state.phase === 'running').map((c) => c.id));
     const done = new Set<string>();
     for (const [id, a] of this.applied) {

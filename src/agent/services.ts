@@ -13,7 +13,8 @@ import { badRequest, conflict, notFound } from './errors.js';
 import { K } from './keys.js';
 import { ipamToApi, newId } from './networks.js';
 import { claimPorts, releasePorts } from './ports.js';
-import type { Daemon } from './daemon.js';
+import { resolveRef, type Daemon } from './daemon.js';
+import { getJSON } from '../store/types.js';
 
 /** IPAM's name for the service range (a pseudo network: its addresses are virtual IPs). */
 export const SERVICE_IPAM_ID = 'services';
@@ -62,10 +63,11 @@ function replicaRequest(s: Service, i: number, networkName?: string): ContainerC
   };
 }
 
-async function claimKey(d: Daemon): Promise<{ key: number; taken: Set<number> }> {
+/** The lowest free service key (claimed by the caller's txn, which checks it is still free). */
+async function freeKey(d: Daemon): Promise<number> {
   const { kvs } = await d.store.range(K.serviceKeys);
   const taken = new Set(kvs.map((kv) => Number(kv.key.slice(K.serviceKeys.length))));
-  for (let k = 1; k <= 65535; k++) if (!taken.has(k)) return { key: k, taken };
+  for (let k = 1; k <= 65535; k++) if (!taken.has(k)) return k;
   throw conflict('no free service key: 65,535 services exist');
 }
 
@@ -105,7 +107,6 @@ export async function createService(d: Daemon, req: ServiceCreate): Promise<Serv
     template: req.template,
     labels: req.labels ?? {},
   };
-  if (svc.algorithm === 'source-affinity' && !req.affinityTimeout) svc.affinityTimeout = 10800;
 
   let vipHeld = false;
   try {
@@ -117,8 +118,7 @@ export async function createService(d: Daemon, req: ServiceCreate): Promise<Serv
     }
     await claimPorts(d, id, publishBindings(svc));
     for (let attempt = 0; ; attempt++) {
-      const { key } = await claimKey(d);
-      svc.key = key;
+      const key = (svc.key = await freeKey(d));
       const res = await d.store.txn(
         [
           { key: K.serviceName(svc.name), target: 'create', op: '=', value: 0 },
@@ -168,7 +168,7 @@ async function scaleReplicas(d: Daemon, s: Service, recreate = false): Promise<v
 export async function updateService(d: Daemon, ref: string, req: ServiceUpdate): Promise<ServiceView> {
   const s0 = await resolveService(d, ref);
   return d.locks.run(`service:${s0.id}`, async () => {
-    const s = (await getService(d, s0.id))!;
+    const s = (await getJSON<Service>(d.store, K.service(s0.id)))!;
     if (req.replicas !== undefined && !s.template && !req.template) throw badRequest(`service ${s.name} selects existing containers (${describeSelector(s.selector)}); it has no template to scale`);
     if (req.selector && (s.template || req.template)) throw badRequest(`service ${s.name} runs its own replicas; its selector is fixed`);
     const next: Service = {
@@ -216,19 +216,11 @@ export function describeSelector(sel: Record<string, string>): string {
   return Object.entries(sel).map(([k, v]) => `${k}=${v}`).join(',');
 }
 
-export async function getService(d: Daemon, id: string): Promise<Service | undefined> {
-  const kv = await d.store.get(K.service(id));
-  return kv ? (JSON.parse(kv.value) as Service) : undefined;
-}
-
+/** name, full id or unique id prefix, as for containers and networks */
 export async function resolveService(d: Daemon, ref: string): Promise<Service> {
-  const all = await d.services();
-  const found = all.find((s) => s.id === ref) ?? all.find((s) => s.name === ref);
-  if (found) return found;
-  const byPrefix = /^[0-9a-f]+$/.test(ref) ? all.filter((s) => s.id.startsWith(ref)) : [];
-  if (byPrefix.length > 1) throw badRequest(`service id prefix ${ref} is ambiguous (${byPrefix.length} matches); give more characters`);
-  if (!byPrefix.length) throw notFound(`no such service: ${ref}`);
-  return byPrefix[0];
+  const found = resolveRef(await d.services(), ref, 'service');
+  if (!found) throw notFound(`no such service: ${ref}`);
+  return found;
 }
 
 export async function serviceView(d: Daemon, s: Service): Promise<ServiceView> {

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { DEFAULT_SOCKET, DEFAULT_STATE_DIR, type AgentOptions } from '../agent/options.js';
 import type { Ctx } from './context.js';
-import { isIPv4 } from 'node:net';
+import { parseCidr } from '../ipam/cidr.js';
 import { parseDnsUpstream, parseLogLevel, parseStoreSpec } from './options.js';
 import { CliError } from './errors.js';
 
@@ -26,8 +26,13 @@ export function agentOptions(flags: AgentFlags): AgentOptions {
   if (flags.logLevel !== undefined) opts.logLevel = parseLogLevel(flags.logLevel);
   if (flags.dnsUpstream?.length) opts.dnsUpstreams = flags.dnsUpstream.map(parseDnsUpstream);
   if (flags.serviceRange !== undefined) {
-    const m = /^(\d+\.\d+\.\d+\.\d+)\/(\d+)$/.exec(flags.serviceRange);
-    if (!m || !isIPv4(m[1]) || Number(m[2]) < 8 || Number(m[2]) > 28) throw new CliError(`invalid --service-range "${flags.serviceRange}": give an IPv4 CIDR from /8 to /28, e.g. 10.96.0.0/16`);
+    let c;
+    try {
+      c = parseCidr(flags.serviceRange, { what: '--service-range' });
+    } catch (e) {
+      throw new CliError((e as Error).message);
+    }
+    if (c.family !== 4 || c.prefix < 8 || c.prefix > 28) throw new CliError(`invalid --service-range "${flags.serviceRange}": give an IPv4 CIDR from /8 to /28, e.g. 10.96.0.0/16`);
     opts.serviceRange = flags.serviceRange;
   }
   return opts;

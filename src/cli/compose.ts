@@ -160,11 +160,6 @@ function healthWaitMs(spec: HealthSpec | undefined): number {
   return Math.max(30_000, spec.startPeriodMs + (spec.retries + 1) * (spec.intervalMs + spec.timeoutMs) + 10_000);
 }
 
-/** A container's health verdict: the agent's state, else the "(healthy)" of its status text. */
-function healthOf(c: ContainerView): string | undefined {
-  return c.state.health?.status ?? /\((healthy|unhealthy|health: starting)\)/.exec(c.status)?.[1]?.replace('health: ', '');
-}
-
 /**
  * depends_on with service_healthy: waits until every container of `dep` reports healthy, as
  * Compose does; fails at once when one is unhealthy or has exited, or has no check to wait for.
@@ -180,7 +175,7 @@ async function waitHealthy(ctx: Ctx, project: Project, service: string, dep: str
     for (const c of containers) {
       if (!c.config.healthcheck) throw fail(`${c.name} has no healthcheck; add one to ${dep}, or use condition: service_started`);
       if (c.state.phase === 'exited') throw fail(`${c.name} exited${c.state.exitCode !== undefined ? ` with code ${c.state.exitCode}` : ''} before it was healthy`);
-      const health = healthOf(c);
+      const health = c.state.health?.status;
       if (health === 'unhealthy') {
         const last = c.state.health?.log.at(-1)?.output.trim();
         throw fail(`${c.name} is unhealthy${last ? ` (last check: ${last.split('\n')[0]})` : ''}`);

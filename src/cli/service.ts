@@ -5,9 +5,9 @@ import { seg } from './client.js';
 import type { Ctx } from './context.js';
 import { CliError } from './errors.js';
 import { json, shortId, table } from './format.js';
+import { LB_ALGORITHMS as ALGORITHMS } from '../model/types.js';
 import { collect, parseCount, parseEnvList, parseFormat, parseIp, parseKeyValues, parseRestart } from './options.js';
 
-export const ALGORITHMS = ['round-robin', 'weighted-round-robin', 'random', 'source-affinity', 'maglev', 'least-connections'] as const;
 
 export interface HealthOptions {
   healthCmd?: string;

@@ -6,7 +6,7 @@
  */
 import { isIPv4, isIPv6 } from 'node:net';
 import { resolve } from 'node:path';
-import type { EndpointMode } from '../model/types.js';
+import { LB_ALGORITHMS, type EndpointMode } from '../model/types.js';
 import { type HealthSpec, type HealthcheckInput, HealthSpecError, healthSpec, normalizeHealthTest } from '../health/spec.js';
 import { type At, type Checker, describe } from './check.js';
 import { type Lookup, parseDotenv } from './interpolate.js';
@@ -156,7 +156,7 @@ export interface DependencyRef {
 }
 
 export type Algorithm = NonNullable<BalancerCreate['algorithm']>;
-const ALGORITHMS = ['round-robin', 'weighted-round-robin', 'random', 'source-affinity', 'maglev', 'least-connections'] as const satisfies readonly Algorithm[];
+const ALGORITHMS: readonly Algorithm[] = LB_ALGORITHMS;
 const WEFT_KEYS = ['algorithm', 'affinity_timeout', 'weight', 'backend_of'];
 
 /** A service's x-weft, checked; `keys` locates each key for later messages. */

@@ -1,7 +1,6 @@
 /** Resource types: what the store holds and the API returns. */
 import type { HealthSpec } from '../health/spec.js';
 import type { HealthState } from '../health/state.js';
-import type { LbAlgorithm } from '../services/compile.js';
 
 export type Family = 4 | 6;
 
@@ -139,6 +138,10 @@ export function hasEmbeddedDns(n: Network): boolean {
 
 
 export type EndpointMode = 'vip' | 'dnsrr';
+
+/** How a service picks a backend for a new connection (src/services/README.md). */
+export const LB_ALGORITHMS = ['round-robin', 'weighted-round-robin', 'random', 'source-affinity', 'maglev', 'least-connections'] as const;
+export type LbAlgorithm = (typeof LB_ALGORITHMS)[number];
 
 export interface ServicePort {
   /** names the port in SRV records: _NAME._PROTO.SERVICE */

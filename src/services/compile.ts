@@ -18,11 +18,10 @@
  * Anonymous sets per service are out for a similar reason (naming them is quadratic).
  */
 import { maglevTable, weightedRoundRobin, type WeightedBackend } from './tables.js';
+import type { LbAlgorithm } from '../model/types.js';
 
 export const LB_TABLE = 'weft-svc';
 
-export const LB_ALGORITHMS = ['round-robin', 'weighted-round-robin', 'random', 'source-affinity', 'maglev', 'least-connections'] as const;
-export type LbAlgorithm = (typeof LB_ALGORITHMS)[number];
 
 /** The 12 low bits of the mark are the slot; the 20 high bits the service port's key. */
 export const SLOT_BITS = 12;
@@ -260,13 +259,11 @@ export function fullScript(compiled: CompiledPort[], ranges: string[]): string {
     CHAINS,
     ...compiled.map(chainBlock),
   ].join('\n');
-  const all = emptyElements();
-  for (const c of compiled) mergeInto(all, c.elements);
   return [
     `table inet ${LB_TABLE} {}`,
     `delete table inet ${LB_TABLE}`,
     `table inet ${LB_TABLE} {\n${body}}`,
-    ...elementCommands('add', all),
+    ...elementCommands('add', unionElements(compiled)),
     '',
   ].join('\n');
 }
