@@ -25,7 +25,7 @@ import { benchName, netnsAdd, netnsDelete, runSubdir } from './lib/ns.js';
 import { run, tryRun, waitFor } from './lib/proc.js';
 import { fmt, quantile, ratioInterval, summarize } from './lib/stats.js';
 import { runIperf } from './refs/iperf.js';
-import { CLIENT_JS, REAL_BACKENDS, SERVER_JS, SvcNet, type Client } from './refs/svcnet.js';
+import { CLIENT_JS, REAL_BACKENDS, SERVER_JS, Shared, SvcNet, type Client } from './refs/svcnet.js';
 import {
   fillerPort,
   iptablesRestoreInput,
@@ -601,25 +601,13 @@ const LC_GAP_MS = 150;
 const LC_SHORT_MS = 300;
 const LC_P_LONG = 0.3;
 
-class AgentLab {
+class AgentLab extends Shared {
   lab: WeftLab | null = null;
   hostNs = '';
   services = new Map<string, { vip: string; backends: string[] }>();
-  private users = 0;
-  private upPromise: Promise<void> | null = null;
 
-  async acquire(): Promise<void> {
-    this.users++;
-    this.upPromise ??= this.up();
-    await this.upPromise;
-  }
-
-  async release(): Promise<void> {
-    if (this.users > 0) this.users--;
-    if (this.users === 0) {
-      await this.lab?.down();
-      this.upPromise = null;
-    }
+  protected async down(): Promise<void> {
+    await this.lab?.down();
   }
 
   async inspect(name: string): Promise<ServiceJson> {
@@ -628,7 +616,7 @@ class AgentLab {
     return j[0] ?? {};
   }
 
-  private async up(): Promise<void> {
+  protected async up(): Promise<void> {
     this.lab = new WeftLab('s');
     const lab = this.lab;
     await lab.up();

@@ -31,15 +31,14 @@ export interface Client {
   ip: string;
 }
 
-export class SvcNet {
-  readonly backendNs = benchName('sb', 'netns');
-  private readonly bridge = benchName('br', 'link');
-  private server: Detached | null = null;
-  private clients: string[] = [];
+/** A fixture made by its first user (acquire) and removed when the last one releases it. */
+export abstract class Shared {
   private users = 0;
   private upPromise: Promise<void> | null = null;
 
-  /** Made by the first user, removed when the last one releases it. */
+  protected abstract up(): Promise<void>;
+  protected abstract down(): Promise<void>;
+
   async acquire(): Promise<void> {
     this.users++;
     this.upPromise ??= this.up();
@@ -51,7 +50,20 @@ export class SvcNet {
     if (this.users === 0) await this.teardown();
   }
 
-  private async up(): Promise<void> {
+  /** Removes it now, whoever still holds it (also on failure). */
+  async teardown(): Promise<void> {
+    await this.down();
+    this.upPromise = null;
+  }
+}
+
+export class SvcNet extends Shared {
+  readonly backendNs = benchName('sb', 'netns');
+  private readonly bridge = benchName('br', 'link');
+  private server: Detached | null = null;
+  private clients: string[] = [];
+
+  protected async up(): Promise<void> {
     const ns = this.backendNs;
     await netnsAdd(ns);
     const cmds = [
@@ -113,11 +125,10 @@ export class SvcNet {
     }
   }
 
-  async teardown(): Promise<void> {
+  protected async down(): Promise<void> {
     if (this.server) await killPid(this.server.pid, 2000);
     this.server = null;
     for (const ns of this.clients.splice(0)) await netnsDelete(ns);
     await netnsDelete(this.backendNs);
-    this.upPromise = null;
   }
 }
