@@ -85,8 +85,22 @@ export function sharedNetnsOwner(c: Container): string | undefined {
   return c.config.networkMode.startsWith('container:') ? c.config.networkMode.slice('container:'.length) : undefined;
 }
 
+/** Exposed ports: names are IANA service names (as Kubernetes' named ports), each used once per protocol. */
+function checkExpose(req: ContainerCreate): void {
+  const seen = new Set<string>();
+  for (const e of req.expose ?? []) {
+    if (!e.name) continue;
+    if (!/[a-z]/.test(e.name) || e.name.startsWith('-') || e.name.endsWith('-') || e.name.includes('--'))
+      throw badRequest(`invalid port name "${e.name}": at most 15 lower-case letters, digits and single '-' inside, with at least one letter (an IANA service name)`);
+    const k = `${e.name}/${e.protocol ?? 'tcp'}`;
+    if (seen.has(k)) throw badRequest(`port name ${e.name} is given twice for ${e.protocol ?? 'tcp'}`);
+    seen.add(k);
+  }
+}
+
 export async function createContainer(d: Daemon, req: ContainerCreate): Promise<ContainerView> {
   validateCreate(req);
+  checkExpose(req);
   const networks = await d.networks();
   const netRef = req.network ?? 'bridge';
   const owner = netRef.startsWith('container:') ? await netnsOwner(d, netRef.slice('container:'.length), req) : undefined;
@@ -118,6 +132,8 @@ export async function createContainer(d: Daemon, req: ContainerCreate): Promise<
       dns: req.dns ?? [],
       autoRemove: req.autoRemove || undefined,
       healthcheck: checkedHealthSpec(req.healthcheck),
+      project: req.project,
+      expose: req.expose?.map((e) => ({ ...e, protocol: e.protocol ?? 'tcp' })),
     },
     state: { phase: 'creating', restartCount: 0, stoppedByUser: false },
     netns: owner ? owner.netns : net.driver === 'host' ? undefined : containerNetns(d.nodeId, id),
@@ -244,6 +260,8 @@ export async function startContainer(d: Daemon, ref: string): Promise<ContainerV
 /** Starts the container's process and records it (caller holds the container's lock). */
 export async function launch(d: Daemon, c: Container): Promise<void> {
   try {
+    // a container isolated by a policy must not run a moment without it
+    await d.policy?.beforeStart(c);
     const { pid, pidStart } = await startProcess(d.containerDir(c.id), {
       netns: c.netns,
       hostname: c.netns ? c.config.hostname : undefined,

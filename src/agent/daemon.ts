@@ -17,6 +17,7 @@ import { describeStatus } from './status.js';
 import type { DnsController, Upstream } from './dns.js';
 import type { LbController } from './lb.js';
 import type { HealthController } from './health.js';
+import type { PolicyController } from './policy.js';
 import { readHostResolvConf } from '../runtime/etc.js';
 
 export interface NodeIdentity {
@@ -45,6 +46,8 @@ export class Daemon {
   /** services' load balancing (absent in unit tests that build a bare Daemon) */
   lb?: LbController;
   health?: HealthController;
+  /** network policy (absent in unit tests that build a bare Daemon) */
+  policy?: PolicyController;
   /** resolvers waiting for a container to stop running */
   readonly waiters = new Map<string, Array<() => void>>();
 

@@ -13,6 +13,7 @@ import { Daemon, type NodeIdentity } from './daemon.js';
 import { reconcile } from './reconcile.js';
 import { Monitor } from './monitor.js';
 import { LbController } from './lb.js';
+import { PolicyController } from './policy.js';
 import { HealthController } from './health.js';
 import { DnsController } from './dns.js';
 import { buildServer } from './server.js';
@@ -65,6 +66,8 @@ export async function runAgent(opts: AgentOptions): Promise<void> {
   const repaired = await reconcile(d, { repair: true });
   log.info({ repaired: repaired.length, ms: Date.now() - t0 }, 'reconciled the kernel with the store');
 
+  d.policy = new PolicyController(d);
+  await d.policy.start();
   d.lb = new LbController(d);
   d.health = new HealthController(d);
   d.dns = new DnsController(d);
@@ -94,6 +97,7 @@ export async function runAgent(opts: AgentOptions): Promise<void> {
   await d.dns.stop();
   d.health.stop();
   await d.lb.stop();
+  await d.policy.stop();
   closeAllHolds();
   await store.close();
   await rm(opts.socket, { force: true });

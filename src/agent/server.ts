@@ -12,8 +12,14 @@ import {
   NetworkConnect,
   NetworkCreate,
   NetworkDisconnect,
+  LabelChange,
+  PolicyApply,
+  PolicyCheck,
+  PolicyMatrixRequest,
   ServiceCreate,
   ServiceUpdate,
+  type PolicyView,
+  type ProjectView,
   SystemPrune,
   encodeFrame,
   type SystemInfo,
@@ -37,6 +43,10 @@ import {
 import { reconcile } from './reconcile.js';
 import { createService, removeService, resolveService, serviceView, updateService } from './services.js';
 import type { Daemon } from './daemon.js';
+import { PolicyController, applyPolicy, deletePolicy, getPolicy, labelContainer, labelProject, policies, policyWorld, storedProjects, checkProjectName } from './policy.js';
+import { policyCheck, policyMatrix } from './reach.js';
+import { isolates } from '../policy/select.js';
+import type { Policy } from '../policy/types.js';
 
 export const VERSION: string = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
 export const API_VERSION = '1';
@@ -108,7 +118,7 @@ export async function buildServer(d: Daemon): Promise<FastifyInstance> {
   // a change answers once the embedded DNS has seen it: `run -d` returns with the name resolvable
   app.addHook('onSend', async (req) => {
     // a change is in effect when its answer arrives: names, and the balancer's tables
-    if (req.method !== 'GET') await Promise.all([d.dns?.settled(), d.lb?.settled()]);
+    if (req.method !== 'GET') await Promise.all([d.dns?.settled(), d.lb?.settled(), d.policy?.settled()]);
   });
   app.setNotFoundHandler((req, reply) => reply.status(404).send({ message: `no such API route: ${req.method} ${req.url}` }));
 
@@ -160,6 +170,61 @@ export async function buildServer(d: Daemon): Promise<FastifyInstance> {
   );
   app.post('/v1/networks/:ref/disconnect', { schema: { params: Ref, body: NetworkDisconnect } }, async (req) =>
     disconnectContainer(d, req.params.ref, req.body.container),
+  );
+
+  // ---------------------------------------------------------------- network policy
+  const policyViews = async (list: Policy[]): Promise<PolicyView[]> => {
+    const [world, drops] = await Promise.all([policyWorld(d), d.policy ? d.policy.drops() : new Map()]);
+    return list.map((p) => ({
+      ...p,
+      selected: world.pods.filter((pod) => isolates(p, pod, 'Ingress') || isolates(p, pod, 'Egress')).map((pod) => pod.name).sort(),
+      drops: PolicyController.dropsOf(drops, p),
+    }));
+  };
+  const PolicyRef = Type.Object({ project: Type.String(), name: Type.String() });
+  app.get('/v1/policies', async (req) => {
+    const project = (req.query as Record<string, string | undefined>).project;
+    const list = (await policies(d, project)).sort((a, b) => `${a.project}/${a.name}`.localeCompare(`${b.project}/${b.name}`));
+    return policyViews(list);
+  });
+  app.post('/v1/policies', { schema: { body: PolicyApply } }, async (req) => {
+    const { policy, result } = await applyPolicy(d, req.body.object, req.body.project);
+    return { result, policy: (await policyViews([policy]))[0] };
+  });
+  app.get('/v1/policies/:project/:name', { schema: { params: PolicyRef } }, async (req) =>
+    (await policyViews([await getPolicy(d, req.params.project, req.params.name)]))[0],
+  );
+  app.delete('/v1/policies/:project/:name', { schema: { params: PolicyRef } }, async (req) => deletePolicy(d, req.params.project, req.params.name));
+  app.post('/v1/policies/check', { schema: { body: PolicyCheck } }, async (req) => policyCheck(d, req.body));
+  app.post('/v1/policies/matrix', { schema: { body: PolicyMatrixRequest } }, async (req) => policyMatrix(d, req.body));
+
+  const projectViews = async (): Promise<ProjectView[]> => {
+    const [world, stored] = await Promise.all([policyWorld(d), storedProjects(d)]);
+    const created = new Map(stored.map((p) => [p.name, p.created]));
+    return [...world.projects]
+      .map(([name, labels]) => ({
+        name,
+        labels,
+        created: created.get(name),
+        containers: world.pods.filter((p) => p.project === name).length,
+        policies: world.policies.filter((p) => p.project === name).length,
+      }))
+      .sort((a, b) => a.name.localeCompare(b.name));
+  };
+  const ProjectRef = Type.Object({ name: Type.String() });
+  app.get('/v1/projects', async () => projectViews());
+  app.get('/v1/projects/:name', { schema: { params: ProjectRef } }, async (req) => {
+    checkProjectName(req.params.name);
+    const found = (await projectViews()).find((p) => p.name === req.params.name);
+    if (!found) throw new ApiError(404, `no such project: ${req.params.name} (a project exists once a container, a policy or a label names it)`);
+    return found;
+  });
+  app.post('/v1/projects/:name/labels', { schema: { params: ProjectRef, body: LabelChange } }, async (req) => {
+    await labelProject(d, req.params.name, req.body);
+    return (await projectViews()).find((p) => p.name === req.params.name);
+  });
+  app.post('/v1/containers/:ref/labels', { schema: { params: Ref, body: LabelChange } }, async (req) =>
+    d.containerView(await labelContainer(d, req.params.ref, req.body)),
   );
 
   // ---------------------------------------------------------------- services

@@ -33,6 +33,16 @@
  *   GET    /v1/services/:ref                -> ServiceView
  *   POST   /v1/services/:ref/update ServiceUpdate -> ServiceView   (scale = update { replicas })
  *   DELETE /v1/services/:ref                -> 204   (removes its replicas too)
+ *   GET    /v1/policies?project=             -> PolicyView[]
+ *   POST   /v1/policies            PolicyApply -> { result: created|configured|unchanged, policy: PolicyView }
+ *   GET    /v1/policies/:project/:name       -> PolicyView
+ *   DELETE /v1/policies/:project/:name       -> PolicyView (the deleted policy)
+ *   POST   /v1/policies/check      PolicyCheck -> PolicyCheckResult
+ *   POST   /v1/policies/matrix     PolicyMatrixRequest -> PolicyMatrix
+ *   GET    /v1/projects                     -> ProjectView[]
+ *   GET    /v1/projects/:name               -> ProjectView
+ *   POST   /v1/projects/:name/labels LabelChange -> ProjectView
+ *   POST   /v1/containers/:ref/labels LabelChange -> ContainerView
  *   GET    /openapi.json                    -> the OpenAPI document
  *
  * Errors: status 400 (bad input), 404 (no such object), 409 (conflict: name in use, address
@@ -46,6 +56,8 @@
 import { Type, type Static } from 'typebox';
 import type { Container, Endpoint, Network, Service } from '../model/types.js';
 import type { HealthStatus } from '../health/state.js';
+import type { Policy } from '../policy/types.js';
+import type { Verdict } from '../policy/evaluate.js';
 
 const Labels = Type.Record(Type.String(), Type.String());
 
@@ -121,6 +133,16 @@ export const PortRequest = Type.Object(
 );
 export type PortRequest = Static<typeof PortRequest>;
 
+export const ExposeRequest = Type.Object(
+  {
+    /** an IANA service name: at most 15 of a-z 0-9 '-', a letter among them */
+    name: Type.Optional(Type.String({ pattern: '^[a-z0-9-]{1,15}$' })),
+    port: Type.Integer({ minimum: 1, maximum: 65535 }),
+    protocol: Type.Optional(Type.Union([Type.Literal('tcp'), Type.Literal('udp'), Type.Literal('sctp')])),
+  },
+  { additionalProperties: false },
+);
+
 export const ContainerCreate = Type.Object(
   {
     name: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
@@ -154,6 +176,10 @@ export const ContainerCreate = Type.Object(
     /** remove the container once it has exited or been stopped (run --rm) */
     autoRemove: Type.Optional(Type.Boolean()),
     healthcheck: Type.Optional(HealthcheckRequest),
+    /** the project (Kubernetes namespace) for network policy; default: the compose project label, else "default" */
+    project: Type.Optional(Type.String({ pattern: '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$' })),
+    /** ports the container serves; a name makes it a named port for network policies */
+    expose: Type.Optional(Type.Array(ExposeRequest, { maxItems: 1024 })),
     /** default true: create and start (run -d); false: create only */
     start: Type.Optional(Type.Boolean()),
   },
@@ -284,7 +310,7 @@ export interface ContainerView extends Container {
 export interface WeftEvent {
   revision: number;
   time: string;
-  type: 'network' | 'container' | 'service';
+  type: 'network' | 'container' | 'service' | 'policy' | 'project';
   action: string;
   id: string;
   name: string;
@@ -298,3 +324,102 @@ export interface Leak {
 }
 
 export { Frame, encodeFrame, FrameDecoder } from './frames.js';
+
+// ------------------------------------------------------------------ network policy
+
+export const PolicyApply = Type.Object(
+  {
+    /** a networking.k8s.io/v1 NetworkPolicy object, as in its YAML */
+    object: Type.Unknown(),
+    /** the project when the object names no metadata.namespace (kubectl apply -n) */
+    project: Type.Optional(Type.String()),
+  },
+  { additionalProperties: false },
+);
+export type PolicyApply = Static<typeof PolicyApply>;
+
+export const LabelChange = Type.Object(
+  {
+    set: Type.Optional(Labels),
+    remove: Type.Optional(Type.Array(Type.String())),
+  },
+  { additionalProperties: false },
+);
+export type LabelChange = Static<typeof LabelChange>;
+
+const ProbeProtocol = Type.Union([Type.Literal('tcp'), Type.Literal('udp'), Type.Literal('sctp'), Type.Literal('icmp')]);
+
+export const PolicyCheck = Type.Object(
+  {
+    /** a container (name, id, prefix) or an address */
+    from: Type.String({ minLength: 1 }),
+    to: Type.String({ minLength: 1 }),
+    protocol: Type.Optional(ProbeProtocol),
+    port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+  },
+  { additionalProperties: false },
+);
+export type PolicyCheck = Static<typeof PolicyCheck>;
+
+export const PolicyMatrixRequest = Type.Object(
+  {
+    /** "80/tcp", "53/udp"; default: every port the containers expose */
+    ports: Type.Optional(Type.Array(Type.String({ pattern: '^[0-9]{1,5}(/(tcp|udp))?$' }))),
+    /** only containers of these projects */
+    projects: Type.Optional(Type.Array(Type.String())),
+    /** verify every cell with a real connection */
+    probe: Type.Optional(Type.Boolean()),
+    /** probe timeout per connection (default 1000) */
+    timeoutMs: Type.Optional(Type.Integer({ minimum: 50, maximum: 30000 })),
+  },
+  { additionalProperties: false },
+);
+export type PolicyMatrixRequest = Static<typeof PolicyMatrixRequest>;
+
+export interface PolicyView extends Policy {
+  /** the containers the policy selects (project/name) */
+  selected: string[];
+  /** packets dropped at containers this policy isolates (counted for each isolating policy) */
+  drops: { packets: number; bytes: number };
+}
+
+export interface ProjectView {
+  name: string;
+  labels: Record<string, string>;
+  created?: string;
+  containers: number;
+  policies: number;
+}
+
+export interface PartyView {
+  /** the container, absent for an address outside weft */
+  container?: string;
+  project?: string;
+  ip: string;
+}
+
+export interface PolicyCheckResult {
+  allowed: boolean;
+  from: PartyView;
+  to: PartyView;
+  protocol: string;
+  port?: number;
+  /** one line per deciding side */
+  reasons: string[];
+  verdict: Verdict;
+  /** set when no weft network joins the two: policy aside, packets have no way there */
+  noPath?: string;
+}
+
+export type MatrixCell = 'allow' | 'deny' | 'no-path';
+
+export interface PolicyMatrix {
+  containers: PartyView[];
+  ports: string[];
+  /** cells[from][to][port]: '' on the diagonal */
+  cells: Array<Array<Array<MatrixCell | ''>>>;
+  /** with probe: what the kernel did, per cell ('' where not probed) */
+  probed?: Array<Array<Array<'allow' | 'deny' | ''>>>;
+  /** with probe: every cell where the kernel disagrees with the model */
+  disagreements?: Array<{ from: string; to: string; port: string; model: MatrixCell; kernel: string }>;
+}

@@ -46,6 +46,8 @@ export interface CreateOptions extends HealthOptions {
   restart?: string;
   addHost?: string[];
   dns?: string[];
+  project?: string;
+  expose?: string[];
 }
 
 export interface RunOptions extends CreateOptions {
@@ -97,7 +99,20 @@ export function containerCreateRequest(
   if (opts.dns?.length) req.dns = opts.dns.map((ip) => parseIp(ip, '--dns'));
   const health = healthRequest(opts);
   if (health) req.healthcheck = health;
+  if (opts.project !== undefined) req.project = opts.project;
+  if (opts.expose?.length) req.expose = opts.expose.flatMap(parseExpose);
   return req;
+}
+
+/** --expose [NAME=]PORT[-END][/PROTO]: a name makes it a named port for network policies. */
+export function parseExpose(spec: string): NonNullable<ContainerCreate['expose']> {
+  const m = /^(?:([a-z0-9-]{1,15})=)?(\d+)(?:-(\d+))?(?:\/(tcp|udp|sctp))?$/.exec(spec);
+  const bad = () => new CliError(`invalid --expose '${spec}': use [NAME=]PORT[-END][/tcp|udp|sctp], e.g. http=8080/tcp`);
+  if (!m) throw bad();
+  const [lo, hi] = [Number(m[2]), Number(m[3] ?? m[2])];
+  if (!(lo >= 1 && hi <= 65535 && lo <= hi) || (m[1] && hi !== lo)) throw bad();
+  const protocol = (m[4] ?? 'tcp') as 'tcp' | 'udp' | 'sctp';
+  return Array.from({ length: hi - lo + 1 }, (_, i) => (m[1] ? { name: m[1], port: lo, protocol } : { port: lo + i, protocol }));
 }
 
 /** `exec` wants `CONTAINER CMD...`; a `--` right after the container is a separator, not the command. */
@@ -129,6 +144,8 @@ function addCreateOptions(cmd: Command): Command {
   return addHealthOptions(cmd)
     .helpOption('--help', 'display help for command')
     .option('--name <name>', 'name the container')
+    .option('--project <name>', 'the project (a Kubernetes namespace for network policies; default: "default")')
+    .option('--expose <[name=]port[/proto]>', 'a port the container serves; named, a policy can allow it by name (repeatable)', collect)
     .option('--network <network>', "connect to this network ('host', 'none', 'container:NAME', or a network's name or id)")
     .option('--ip <ipv4>', 'IPv4 address on --network')
     .option('--ip6 <ipv6>', 'IPv6 address on --network')

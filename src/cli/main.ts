@@ -16,6 +16,7 @@ import { cliVersion, Ctx, DEFAULT_HOST, type Io } from './context.js';
 import { CliError, ExitCode, oneLine } from './errors.js';
 import { registerLab } from './lab.js';
 import { registerNetwork } from './network.js';
+import { registerPolicy } from './policy.js';
 import { registerService } from './service.js';
 import { registerSystem } from './system.js';
 
@@ -42,6 +43,7 @@ export function buildProgram(ctx: Ctx): Command {
   registerContainerCommands(program, ctx, { group: false });
   registerNetwork(program, ctx);
   registerService(program, ctx);
+  registerPolicy(program, ctx);
   registerContainerCommands(program.command('container').description('Manage containers'), ctx, { group: true });
   registerCompose(program, ctx);
   registerSystem(program, ctx);

@@ -131,6 +131,28 @@ export async function nftListTable(family: NftFamily, name: string, opts: NftOpt
   return parsed.nftables ?? [];
 }
 
+/** The named counters of one table (`nft -j list counters table F N`); empty if the table is absent. */
+export async function nftListCounters(
+  family: NftFamily,
+  table: string,
+  opts: NftOptions = {},
+): Promise<Map<string, { packets: number; bytes: number }>> {
+  checkNames(family, table);
+  const out = new Map<string, { packets: number; bytes: number }>();
+  let res: RunResult;
+  try {
+    res = await nft(['-j', 'list', 'counters', 'table', family, table], opts);
+  } catch (e) {
+    if (isAbsent(e)) return out;
+    throw e;
+  }
+  for (const o of (JSON.parse(res.stdout) as { nftables?: NftJson }).nftables ?? []) {
+    const c = o.counter as { name: string; packets: number; bytes: number } | undefined;
+    if (c) out.set(c.name, { packets: c.packets, bytes: c.bytes });
+  }
+  return out;
+}
+
 interface JsonSet {
   name: string;
   type: string | string[];

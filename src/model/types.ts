@@ -91,6 +91,16 @@ export interface ContainerConfig {
   autoRemove?: boolean;
   /** a health check (run --health-*, compose healthcheck); absent: none */
   healthcheck?: HealthSpec;
+  /** the project (Kubernetes namespace) network policies see it in; absent: its compose project, else "default" */
+  project?: string;
+  /** ports it serves (run --expose [NAME=]PORT/PROTO, compose expose and named ports): named ones are policies' named ports */
+  expose?: ExposedPort[];
+}
+
+export interface ExposedPort {
+  name?: string;
+  port: number;
+  protocol: 'tcp' | 'udp' | 'sctp';
 }
 
 /**

@@ -1,0 +1,316 @@
+/**
+ * The policy compiler: a pure function from the policy world (projects, pods, policies) to the
+ * body of `table inet weft-policy`. See README.md beside this file for the packet's path.
+ *
+ *   filter forward (priority filter - 10):
+ *     established/related, IPv6 neighbour discovery, a pod to itself: accept
+ *     ip saddr vmap @egress4    -> chain eg-N of the source pod's egress program
+ *     ip daddr vmap @ingress4   -> chain in-N of the destination pod's ingress program
+ *
+ * A program is what the policies selecting a pod allow, as rules that `return` on a match, then one
+ * named counter per isolating policy and `drop`. Pods with equal programs share one chain, so the
+ * number of chains follows the number of distinct (policies, resolved named ports) combinations,
+ * and a packet pays two map lookups plus the rules of the policies that select its own two ends:
+ * never a walk over every policy. Peers and ports are named sets, shared between chains by content.
+ *
+ * Output is deterministic: equal worlds give byte-equal text.
+ */
+import { AddrRanges } from './ranges.js';
+import { ipBlockContains, isolates, matchSelector, portProtocol, portRange, projectLabels, resolveNamedPort } from './select.js';
+import type { Family } from '../ipam/cidr.js';
+import { familyOf } from '../ipam/cidr.js';
+import type { LabelSelector, Pod, Policy, PolicyPeer, PolicyPort, PolicyType, PolicyWorld } from './types.js';
+
+export const POLICY_TABLE = 'weft-policy';
+export const POLICY_PRIORITY = 'filter - 10';
+
+/** The named counter that counts a policy's drops (policy ids are 64 hex characters). */
+export const dropCounter = (policyId: string) => `drop-${policyId.slice(0, 16)}`;
+
+export interface CounterValue {
+  packets: number;
+  bytes: number;
+}
+
+export interface CompiledPolicies {
+  /** the table body without its counters (renderPolicyTable adds them) */
+  body: string;
+  /** counter name -> policy id, for every policy */
+  counters: Map<string, string>;
+  stats: { pods: number; isolatedIngress: number; isolatedEgress: number; chains: number; sets: number; elements: number };
+}
+
+// ------------------------------------------------------------------------------------- indexes
+
+/** Pods by project and by label pair, so a selector looks only at its candidates. */
+class PodIndex {
+  readonly byProject = new Map<string, Pod[]>();
+  private readonly byLabel = new Map<string, Pod[]>();
+  private readonly byKey = new Map<string, Pod[]>();
+
+  constructor(readonly pods: Pod[]) {
+    for (const p of pods) {
+      push(this.byProject, p.project, p);
+      for (const [k, v] of Object.entries(p.labels)) {
+        push(this.byLabel, `${k}=${v}`, p);
+        push(this.byKey, k, p);
+      }
+    }
+  }
+
+  /** Pods of the project that the selector matches. */
+  select(sel: LabelSelector, project: string): Pod[] {
+    let candidates = this.byProject.get(project) ?? [];
+    for (const [k, v] of Object.entries(sel.matchLabels)) {
+      const list = this.byLabel.get(`${k}=${v}`) ?? [];
+      if (list.length < candidates.length) candidates = list;
+    }
+    for (const e of sel.matchExpressions) {
+      if (e.operator !== 'In' && e.operator !== 'Exists') continue;
+      const list = this.byKey.get(e.key) ?? [];
+      if (list.length < candidates.length) candidates = list;
+    }
+    return candidates.filter((p) => p.project === project && matchSelector(sel, p.labels));
+  }
+}
+
+function push<K, V>(m: Map<K, V[]>, k: K, v: V): void {
+  const l = m.get(k);
+  if (l) l.push(v);
+  else m.set(k, [v]);
+}
+
+// ------------------------------------------------------------------------------------- sets
+
+/** Named sets by content, so equal peers and port lists share one set. */
+class SetPool {
+  private readonly byContent = new Map<string, string>();
+  readonly decls: string[] = [];
+  elements = 0;
+
+  constructor(private readonly prefix: string) {}
+
+  name(type: string, elements: string[], interval: boolean): string {
+    const key = `${type}|${elements.join(',')}`;
+    let name = this.byContent.get(key);
+    if (!name) {
+      name = `${this.prefix}${this.byContent.size}`;
+      this.byContent.set(key, name);
+      this.elements += elements.length;
+      const flags = interval ? '\n    flags interval' : '';
+      this.decls.push(`  set ${name} {\n    type ${type}${flags}\n    elements = { ${elements.join(', ')} }\n  }\n`);
+    }
+    return name;
+  }
+}
+
+const ADDR_TYPE: Record<Family, string> = { 4: 'ipv4_addr', 6: 'ipv6_addr' };
+const IP: Record<Family, string> = { 4: 'ip', 6: 'ip6' };
+
+// ------------------------------------------------------------------------------------- compile
+
+interface Side {
+  dir: PolicyType;
+  /** the field naming the other end: `saddr` on ingress, `daddr` on egress */
+  peerField: 'saddr' | 'daddr';
+}
+const INGRESS: Side = { dir: 'Ingress', peerField: 'saddr' };
+const EGRESS: Side = { dir: 'Egress', peerField: 'daddr' };
+
+export function compilePolicies(world: PolicyWorld): CompiledPolicies {
+  const pods = world.pods.filter((p) => p.ips.length > 0);
+  const index = new PodIndex(pods);
+  const sets = new SetPool('s');
+  const policies = [...world.policies].sort((a, b) => `${a.project}/${a.name}`.localeCompare(`${b.project}/${b.name}`));
+  const byProject = new Map<string, Policy[]>();
+  for (const p of policies) push(byProject, p.project, p);
+
+  // peers resolve to the same pods for every pod a policy selects: once per (policy, rule)
+  const peerCache = new Map<string, { addrs: AddrRanges | 'any'; pods: Array<{ pod: Pod; ips: string[] }> | 'all' }>();
+  const projectsMatching = (sel: LabelSelector): string[] =>
+    [...new Set([...index.byProject.keys(), ...world.projects.keys()])].filter((n) => matchSelector(sel, projectLabels(world, n)));
+
+  function resolvePeers(p: Policy, ruleKey: string, peers: PolicyPeer[]) {
+    const key = `${p.id}/${ruleKey}`;
+    let r = peerCache.get(key);
+    if (r) return r;
+    if (!peers.length) {
+      r = { addrs: 'any', pods: 'all' };
+    } else {
+      const addrs = new AddrRanges();
+      const matched = new Map<Pod, Set<string>>();
+      const add = (pod: Pod, ips: string[]) => {
+        const s = matched.get(pod) ?? new Set<string>();
+        for (const ip of ips) s.add(ip);
+        matched.set(pod, s);
+      };
+      for (const peer of peers) {
+        if (peer.ipBlock) {
+          addrs.addBlock(peer.ipBlock.cidr, peer.ipBlock.except);
+          for (const pod of pods) {
+            const inside = pod.ips.filter((ip) => ipBlockContains(peer, ip));
+            if (inside.length) add(pod, inside);
+          }
+          continue;
+        }
+        const projects = peer.namespaceSelector ? projectsMatching(peer.namespaceSelector) : [p.project];
+        for (const proj of projects) {
+          const chosen = peer.podSelector ? index.select(peer.podSelector, proj) : (index.byProject.get(proj) ?? []);
+          for (const pod of chosen) {
+            for (const ip of pod.ips) addrs.addIp(ip);
+            add(pod, pod.ips);
+          }
+        }
+      }
+      r = { addrs, pods: [...matched].map(([pod, ips]) => ({ pod, ips: [...ips] })) };
+    }
+    peerCache.set(key, r);
+    return r;
+  }
+
+  /** The rule lines of one rule for one pod (the selected pod: the destination on ingress). */
+  function ruleLines(side: Side, p: Policy, i: number, pod: Pod): string[] {
+    const rule = side.dir === 'Ingress' ? p.spec.ingress[i]! : p.spec.egress[i]!;
+    const peers = 'from' in rule ? rule.from : rule.to;
+    const peer = resolvePeers(p, `${side.dir}${i}`, peers);
+    const lines: string[] = [];
+    const families: Family[] = [4, 6];
+
+    // ports: numeric ranges (named ports resolved on the destination, which on ingress is `pod`)
+    let portSet: string | undefined;
+    const named: PolicyPort[] = [];
+    if (rule.ports.length) {
+      const entries: string[] = [];
+      for (const port of rule.ports) {
+        if (typeof port.port === 'string' && side.dir === 'Egress') {
+          named.push(port);
+          continue;
+        }
+        const r = portRange(port, pod);
+        if (r === undefined) continue;
+        const [lo, hi] = r === 'all' ? [0, 65535] : r;
+        entries.push(`${portProtocol(port)} . ${lo === hi ? lo : `${lo}-${hi}`}`);
+      }
+      if (entries.length) portSet = sets.name('inet_proto . inet_service', sortUnique(entries), true);
+    }
+    const portMatch = portSet ? ` meta l4proto . th dport @${portSet}` : '';
+    const numericPorts = !rule.ports.length || portSet !== undefined;
+
+    if (numericPorts) {
+      if (peer.addrs === 'any') lines.push(`${portMatch.trim()} return`.trim());
+      else {
+        for (const f of families) {
+          const els = peer.addrs.elements(f);
+          if (!els.length) continue;
+          const s = sets.name(ADDR_TYPE[f], els, true);
+          lines.push(`${IP[f]} ${side.peerField} @${s}${portMatch} return`);
+        }
+      }
+    }
+    // egress to named ports: the port is the destination pod's, so the set pairs address and port
+    if (named.length) {
+      const candidates = peer.pods === 'all' ? pods.map((x) => ({ pod: x, ips: x.ips })) : peer.pods;
+      for (const f of families) {
+        const els: string[] = [];
+        for (const { pod: dest, ips } of candidates) {
+          for (const port of named) {
+            const n = resolveNamedPort(dest.namedPorts, port.port as string, portProtocol(port));
+            if (n === undefined) continue;
+            for (const ip of ips) if (familyOf(ip) === f) els.push(`${ip} . ${portProtocol(port)} . ${n}`);
+          }
+        }
+        if (!els.length) continue;
+        const s = sets.name(`${ADDR_TYPE[f]} . inet_proto . inet_service`, sortUnique(els), false);
+        lines.push(`${IP[f]} daddr . meta l4proto . th dport @${s} return`);
+      }
+    }
+    return lines;
+  }
+
+  const chains: string[] = [];
+  const programs = new Map<string, string>();
+  const maps: Record<PolicyType, Record<Family, string[]>> = { Ingress: { 4: [], 6: [] }, Egress: { 4: [], 6: [] } };
+  const isolated = { Ingress: 0, Egress: 0 };
+
+  for (const pod of pods) {
+    const own = byProject.get(pod.project) ?? [];
+    for (const side of [EGRESS, INGRESS]) {
+      const selecting = own.filter((p) => isolates(p, pod, side.dir));
+      if (!selecting.length) continue;
+      isolated[side.dir]++;
+      const body: string[] = [];
+      for (const p of selecting) {
+        const n = side.dir === 'Ingress' ? p.spec.ingress.length : p.spec.egress.length;
+        for (let i = 0; i < n; i++) body.push(...ruleLines(side, p, i, pod));
+      }
+      for (const p of selecting) body.push(`counter name "${dropCounter(p.id)}"`);
+      body.push('drop');
+      const text = body.map((l) => `    ${l}\n`).join('');
+      const prefix = side.dir === 'Ingress' ? 'in' : 'eg';
+      let chain = programs.get(prefix + text);
+      if (!chain) {
+        chain = `${prefix}-${programs.size}`;
+        programs.set(prefix + text, chain);
+        chains.push(`  chain ${chain} {\n${text}  }\n`);
+      }
+      for (const ip of pod.ips) maps[side.dir][familyOf(ip)!].push(`${ip} : jump ${chain}`);
+    }
+  }
+
+  const counters = new Map<string, string>();
+  for (const p of policies) counters.set(dropCounter(p.id), p.id);
+
+  const selfEls: Record<Family, string[]> = { 4: [], 6: [] };
+  for (const pod of pods)
+    for (const a of pod.ips) for (const b of pod.ips) if (familyOf(a) === familyOf(b)) selfEls[familyOf(a)!].push(`${a} . ${b}`);
+
+  const out: string[] = [`  comment "weft: network policy (managed by weft, do not edit)"\n`];
+  out.push(...sets.decls);
+  for (const f of [4, 6] as Family[]) {
+    out.push(mapDecl(`self${f}`, `${ADDR_TYPE[f]} . ${ADDR_TYPE[f]}`, selfEls[f].sort()));
+    out.push(mapDecl(`egress${f}`, `${ADDR_TYPE[f]} : verdict`, maps.Egress[f].sort()));
+    out.push(mapDecl(`ingress${f}`, `${ADDR_TYPE[f]} : verdict`, maps.Ingress[f].sort()));
+  }
+  out.push(`  chain forward {
+    type filter hook forward priority ${POLICY_PRIORITY}; policy accept;
+    ct state established,related accept
+    icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit, mld-listener-query, mld-listener-report, mld2-listener-report } accept
+    ip saddr . ip daddr @self4 accept
+    ip6 saddr . ip6 daddr @self6 accept
+    ip saddr vmap @egress4
+    ip6 saddr vmap @egress6
+    ip daddr vmap @ingress4
+    ip6 daddr vmap @ingress6
+  }
+`);
+  out.push(...chains);
+  const elements = sets.elements + pods.reduce((n, p) => n + p.ips.length, 0) + Object.values(maps).reduce((n, m) => n + m[4].length + m[6].length, 0);
+  return {
+    body: out.join('\n'),
+    counters,
+    stats: {
+      pods: pods.length,
+      isolatedIngress: isolated.Ingress,
+      isolatedEgress: isolated.Egress,
+      chains: chains.length,
+      sets: sets.decls.length,
+      elements,
+    },
+  };
+}
+
+/** The table body for nftReplaceTable: the compiled body and every policy's drop counter, its counts kept. */
+export function renderPolicyTable(c: CompiledPolicies, values: Map<string, CounterValue> = new Map()): string {
+  const decls = [...c.counters.keys()].map((name) => {
+    const v = values.get(name);
+    return `  counter ${name} {\n    packets ${v?.packets ?? 0} bytes ${v?.bytes ?? 0}\n  }\n`;
+  });
+  return [...decls, c.body].join('\n');
+}
+
+function mapDecl(name: string, type: string, elements: string[]): string {
+  const els = elements.length ? `\n    elements = { ${elements.join(', ')} }` : '';
+  return `  ${type.includes('verdict') ? 'map' : 'set'} ${name} {\n    type ${type}${els}\n  }\n`;
+}
+
+const sortUnique = (xs: string[]) => [...new Set(xs)].sort();
