@@ -247,8 +247,9 @@ export class PolicyController {
     const compiled = compilePolicies(world);
     this.compiled = compiled;
     const key = `${compiled.body}\n${[...compiled.counters.keys()].join(',')}`;
-    if (key === this.applied) return;
     const values = await nftListCounters('inet', POLICY_TABLE);
+    // unchanged, and still there (every policy has a counter: none listed = the table is gone)
+    if (key === this.applied && values.size) return;
     await nftReplaceTable('inet', POLICY_TABLE, renderPolicyTable(compiled, values));
     this.applied = key;
     this.d.log.debug({ ...compiled.stats }, 'network policy applied');

@@ -246,11 +246,17 @@ const index = (p: string, i: number): string => `${p}[${i}]`;
 const key = (p: string, k: string): string => `${p}[${k}]`;
 
 type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date);
+/** A plain mapping (what YAML maps and JSON objects decode to), not a list, date or byte array. */
+function isObj(v: unknown): v is Obj {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+  const proto: unknown = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+}
 
 function typeName(v: unknown): string {
   if (v === null || v === undefined) return 'null';
   if (Array.isArray(v)) return 'array';
+  if (ArrayBuffer.isView(v)) return 'binary';
   if (typeof v === 'number') return Number.isInteger(v) ? 'integer' : 'number';
   if (isObj(v)) return 'object';
   return typeof v;
@@ -372,6 +378,12 @@ function stringMap(v: unknown, path: string, I: Issues): Record<string, string> 
   const out: Record<string, string> = {};
   if (!obj) return out;
   for (const [k, val] of Object.entries(obj)) {
+    // Deviation: Go decodes `app: ~` (or `app:` with nothing) as "", the empty value; weft asks
+    // for "" explicitly, since a dropped value is more often a slip than a wish for app="".
+    if (val === null || val === undefined) {
+      I.type(key(path, k), null, 'string', 'write "" for an empty value');
+      continue;
+    }
     const s = asString(val, key(path, k), I);
     if (s !== undefined) Object.defineProperty(out, k, { value: s, enumerable: true, writable: true, configurable: true });
   }
@@ -781,7 +793,7 @@ export function parsePolicies(text: string, source?: string): PolicyDocument[] {
     try {
       value = d.toJS({ maxAliasCount: 1000 });
     } catch (err) {
-      issues.push(`${head}: ${(err as Error).message.split('\n')[0]}`);
+      issues.push(`${head}: YAML error: ${(err as Error).message.split('\n')[0]}`);
       return;
     }
     collect(value, head, n, out, issues);
