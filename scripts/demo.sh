@@ -85,7 +85,18 @@ check "outside -> store directly (routed to the host): not published" blocked ti
 check "outside -> the embedded DNS at a gateway: never answered" blocked sh -c "ip netns exec $OUTNS dig @10.70.1.1 +time=1 +tries=1 web | grep -q 'status: NOERROR'"
 kill "$WORLD" 2>/dev/null || true; WORLD=
 
-bold "6. Nothing leaked"
+bold "6. Network policy (Kubernetes NetworkPolicy from the compose file's x-weft.policies)"
+show "$WEFT" policy ls
+"$WEFT" run -d --name intruder --network shop_public --project shop -l role=intruder node "$ECHO" 9100 >/dev/null
+check "web -> api:8080 (allowed by api-from-web)" ok tget shop-web-1 "http://$(ipof shop-api-1 shop_public):8080/health"
+check "intruder (same project and network, not web) -> api:8080" blocked tget intruder "http://$(ipof shop-api-1 shop_public):8080/health"
+check "api -> intruder: api's egress is not isolated" ok sh -c "for i in \$(seq 50); do \"$WEFT\" exec shop-api-1 busybox wget -q -O - http://$(ipof intruder shop_public):9100/ && exit 0; sleep 0.1; done; exit 1"
+show "$WEFT" policy check intruder shop-api-1:8080
+check "policy matrix --probe: the kernel agrees with the model in every cell" ok "$WEFT" policy matrix --probe -n shop --port 8080/tcp --port 7000/tcp --timeout 500
+show "$WEFT" policy matrix -n shop --port 8080/tcp --port 7000/tcp
+"$WEFT" rm -f intruder >/dev/null
+
+bold "7. Nothing leaked"
 show "$WEFT" system check
 
 if [ $fails -gt 0 ]; then echo; echo "$fails check(s) failed"; exit 1; fi

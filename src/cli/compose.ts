@@ -4,7 +4,8 @@
  * plan against the agent, one progress line per action, as `docker compose` does.
  */
 import type { Command } from 'commander';
-import type { ContainerView, NetworkView, ServiceView } from '../api/schemas.js';
+import type { ContainerView, NetworkView, PolicyView, ServiceView } from '../api/schemas.js';
+import type { PolicyDocument } from '../policy/parse.js';
 import type { HealthSpec } from '../health/spec.js';
 import type { Action, Project } from '../compose/index.js';
 import type { Ctx } from './context.js';
@@ -218,7 +219,9 @@ async function up(ctx: Ctx, flags: ProjectFlags & { detach?: boolean; removeOrph
     throw e;
   }
   for (const w of plan.warnings) ctx.note(`WARN ${w}`);
-  if (!plan.actions.length) ctx.note(`Project ${project.name} is up to date`);
+  // policies first: no container of the project runs a moment without them
+  const policiesChanged = await syncPolicies(ctx, project, await composePolicies(ctx, project));
+  if (!plan.actions.length && !policiesChanged) ctx.note(`Project ${project.name} is up to date`);
   await runPlan(ctx, project, plan.actions, describeAction);
   if (flags.detach) return;
   await attach(ctx, project);
@@ -288,6 +291,43 @@ async function down(ctx: Ctx, flags: ProjectFlags & { volumes?: boolean; removeO
     for (const a of plan.actions) if (a.kind === 'stop-container') a.timeoutSeconds = t;
   }
   await runPlan(ctx, project, plan.actions, describeAction);
+  await syncPolicies(ctx, project, []);
+}
+
+async function composePolicies(ctx: Ctx, project: Project): Promise<PolicyDocument[]> {
+  const { projectPolicies } = await compose();
+  try {
+    return projectPolicies(project);
+  } catch (e) {
+    const lines = (e as Error).message.split('\n');
+    for (const l of lines.slice(0, -1)) ctx.error(l);
+    throw new CliError(lines[lines.length - 1]!);
+  }
+}
+
+/** Applies the project's policies and deletes the ones compose applied before that are gone; true if anything changed. */
+async function syncPolicies(ctx: Ctx, project: Project, docs: PolicyDocument[]): Promise<boolean> {
+  const { LABELS } = await compose();
+  const client = ctx.client();
+  let changed = false;
+  for (const d of docs) {
+    const { result } = await client.post<{ result: string }>('/v1/policies', {
+      object: { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name: d.name, namespace: d.namespace, labels: d.labels, annotations: d.annotations }, spec: d.spec },
+    });
+    if (result !== 'unchanged') {
+      ctx.note(` ✔ Policy ${d.name} ${result}`);
+      changed = true;
+    }
+  }
+  const keep = new Set(docs.map((d) => d.name));
+  const current = await client.get<PolicyView[]>('/v1/policies', { project: project.name });
+  for (const p of current) {
+    if (p.labels[LABELS.project] !== project.name || keep.has(p.name)) continue;
+    await client.delete(`/v1/policies/${seg(project.name)}/${seg(p.name)}`);
+    ctx.note(` ✔ Policy ${p.name} removed`);
+    changed = true;
+  }
+  return changed;
 }
 
 async function ps(ctx: Ctx, flags: ProjectFlags & { all?: boolean; format: string; quiet?: boolean }): Promise<void> {
@@ -319,7 +359,9 @@ async function logs(ctx: Ctx, services: string[], flags: ProjectFlags & { follow
 }
 
 async function config(ctx: Ctx, flags: ProjectFlags): Promise<void> {
-  ctx.out(json(await loadProject(ctx, flags)));
+  const project = await loadProject(ctx, flags);
+  await composePolicies(ctx, project);
+  ctx.out(json(project));
 }
 
 /** A subcommand's flags with the `compose` group's (-f/-p given before the subcommand) beneath. */

@@ -16,3 +16,4 @@ export {
   type DownOptions,
 } from './plan.js';
 export type { ReplicaPort } from './ports.js';
+export { projectPolicies } from './policies.js';

@@ -381,6 +381,19 @@ function balancer(project: string, def: ServiceDef, network: string | undefined,
   };
 }
 
+/** The ports a service's containers serve (ports targets and expose), named where a long-syntax port names it. */
+function exposedPorts(def: ServiceDef): NonNullable<ServiceCreate['expose']> {
+  const out = new Map<string, NonNullable<ServiceCreate['expose']>[number]>();
+  const add = (port: number, protocol: 'tcp' | 'udp', name?: string) => {
+    const k = `${port}/${protocol}`;
+    if (!out.has(k) || name) out.set(k, name ? { name, port, protocol } : { port, protocol });
+  };
+  for (const p of def.ports)
+    for (let n = p.mapping.container.start; n <= p.mapping.container.end && out.size < 1024; n++) add(n, p.mapping.protocol, p.mapping.container.start === p.mapping.container.end ? p.name : undefined);
+  for (const e of def.expose) for (let n = e.container.start; n <= e.container.end && out.size < 1024; n++) add(n, e.protocol);
+  return [...out.values()];
+}
+
 function buildService(
   project: string,
   def: ServiceDef,
@@ -402,6 +415,8 @@ function buildService(
   if (def.extraHosts.length) create.extraHosts = def.extraHosts;
   if (def.dns.length) create.dns = def.dns;
   if (def.healthcheck) create.healthcheck = healthcheckRequest(def.healthcheck);
+  const expose = exposedPorts(def);
+  if (expose.length) create.expose = expose;
   const networks = def.networkMode ? [] : serviceNetworks(def, names);
   const base: Omit<ProjectService, 'configHash'> = {
     name: def.name,

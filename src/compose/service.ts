@@ -190,7 +190,7 @@ export interface ServiceDef {
   containerName?: string;
   containerNameAt?: At;
   image?: string;
-  ports: { mapping: PortMapping; at: At }[];
+  ports: { mapping: PortMapping; at: At; name?: string }[];
   expose: ExposedPort[];
   /** undefined: the service names no networks (it gets the default one) */
   networks?: NetworkRef[];
@@ -390,8 +390,8 @@ function readHealthcheck(ck: Checker, at: At): HealthSpec | undefined {
   }
 }
 
-function readPorts(ck: Checker, at: At): { mapping: PortMapping; at: At }[] {
-  const out: { mapping: PortMapping; at: At }[] = [];
+function readPorts(ck: Checker, at: At): ServiceDef['ports'] {
+  const out: ServiceDef['ports'] = [];
   if (at.value === null) return out;
   for (const item of ck.list(at) ?? []) {
     const v = item.value;
@@ -422,10 +422,12 @@ function readPorts(ck: Checker, at: At): { mapping: PortMapping; at: At }[] {
       const mode = ck.string(modeAt);
       if (mode !== undefined && mode !== 'host' && mode !== 'ingress') ck.error(modeAt, `mode "${mode}" is not host or ingress`);
     }
-    for (const k of ['name', 'app_protocol']) {
-      const c = keys.get(k);
-      if (c) ck.string(c);
-    }
+    const nameAt = keys.get('name');
+    const name = nameAt ? ck.string(nameAt) : undefined;
+    if (name !== undefined && !/^(?=.{1,15}$)(?=.*[a-z])[a-z0-9]+(-[a-z0-9]+)*$/.test(name))
+      ck.error(nameAt as At, `port name "${name}" is not an IANA service name: at most 15 lower-case letters, digits and single inner '-', with a letter (network policies refer to it)`);
+    const appAt = keys.get('app_protocol');
+    if (appAt) ck.string(appAt);
     if (target === undefined) continue;
     try {
       if (published !== undefined) parsePortRange(published, 'host port');
@@ -445,7 +447,7 @@ function readPorts(ck: Checker, at: At): { mapping: PortMapping; at: At }[] {
       ck.error(protocolAt as At, (e as Error).message);
       continue;
     }
-    out.push({ mapping: parseLongPort({ target, published, hostIp: host, protocol }), at: item });
+    out.push({ mapping: parseLongPort({ target, published, hostIp: host, protocol }), at: item, name });
   }
   return out;
 }
