@@ -136,7 +136,7 @@ export function checkText(r: PolicyCheckResult): string {
   const end = (p: PolicyCheckResult['from']) => (p.container ? `${p.container} (${p.ip})` : p.ip);
   const what = r.port ? `${r.port}/${r.protocol}` : r.protocol;
   const lines = [`${r.allowed ? 'allowed' : 'denied'}: ${end(r.from)} -> ${end(r.to)} ${what}`, ...r.reasons.map((x) => `  ${x}`)];
-  if (r.noPath) lines.push(`  but: ${r.noPath}`);
+  if (r.noPath) lines.push(`  note: ${r.noPath}`);
   return lines.join('\n') + '\n';
 }
 
