@@ -47,7 +47,7 @@ describe('policy CLI', () => {
     const text = matrixText(m);
     assert.match(text, /1 p\/a\s+\.\s+DENY!\(kernel: allow\)/);
     assert.match(text, /2 b\s+ok\s+\./);
-    assert.match(text, /1 cell\(s\) where the kernel disagrees with the model:\n  a -> b 80\/tcp: model deny, kernel allow/);
+    assert.match(text, /1 cell\(s\) where the kernel disagrees with the model:\n {2}a -> b 80\/tcp: model deny, kernel allow/);
   });
 
   it('prints a check with its reasons and a missing path', () => {
