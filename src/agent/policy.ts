@@ -4,7 +4,7 @@
  * the compiled model. Every change is compiled whole and applied as one nft transaction.
  */
 import { randomBytes } from 'node:crypto';
-import type { Container, Network } from '../model/types.js';
+import type { Container } from '../model/types.js';
 import { DEFAULT_PROJECT, NAMESPACE_NAME_LABEL, type Pod, type Policy, type PolicyWorld, type Project } from '../policy/types.js';
 import { compilePolicies, renderPolicyTable, POLICY_TABLE, dropCounter, type CompiledPolicies } from '../policy/compile.js';
 import { isolates } from '../policy/select.js';
@@ -225,11 +225,8 @@ export class PolicyController {
   }
 
   /** Packets and bytes each policy dropped, by policy id. */
-  async drops(): Promise<Map<string, { packets: number; bytes: number }>> {
-    const counters = await nftListCounters('inet', POLICY_TABLE);
-    const out = new Map<string, { packets: number; bytes: number }>();
-    for (const [name, v] of counters) out.set(name, v);
-    return out;
+  drops(): Promise<Map<string, { packets: number; bytes: number }>> {
+    return nftListCounters('inet', POLICY_TABLE);
   }
 
   static dropsOf(all: Map<string, { packets: number; bytes: number }>, p: Policy) {
@@ -254,9 +251,4 @@ export class PolicyController {
     this.applied = key;
     this.d.log.debug({ ...compiled.stats }, 'network policy applied');
   }
-}
-
-/** Networks two containers share (by id). */
-export function sharedNetworks(a: Container, b: Container, networks: Network[]): Network[] {
-  return networks.filter((n) => a.endpoints[n.id] && b.endpoints[n.id]);
 }

@@ -10,7 +10,7 @@ import type { Pod, PolicyWorld } from '../policy/types.js';
 import { familyOf, canonicalIp } from '../ipam/cidr.js';
 import { probeConnect, probeListen, type ProbeTarget } from '../kernel/probe.js';
 import { badRequest } from './errors.js';
-import { podOf, policyWorld, projectOf, sharedNetworks } from './policy.js';
+import { podOf, policyWorld, projectOf } from './policy.js';
 import type { Daemon } from './daemon.js';
 
 interface End {
@@ -31,6 +31,10 @@ async function endOf(d: Daemon, world: PolicyWorld, containers: Container[], ref
     throw badRequest(`${what}: container ${c.name} ${why}; network policy applies to containers with addresses of their own`);
   }
   return { party: { ip: pod.ips[0]!, pod }, container: c };
+}
+
+function sharedNetworks(a: Container, b: Container, networks: Network[]): Network[] {
+  return networks.filter((n) => a.endpoints[n.id] && b.endpoints[n.id]);
 }
 
 /** The addresses the two ends use: on a network they share (IPv4 first), else each one's first. */
@@ -88,11 +92,13 @@ export async function policyMatrix(d: Daemon, req: PolicyMatrixRequest): Promise
     return { party: { ip: pod.ips[0]!, pod }, container: c };
   });
 
-  const pairs = ends.map((a) => ends.map((b) => (a === b ? undefined : (() => {
-    const x = { ...a }, y = { ...b };
-    const { noPath } = pickAddresses(x, y, networks);
-    return { from: x, to: y, noPath };
-  })())));
+  const pairs = ends.map((a) =>
+    ends.map((b) => {
+      if (a === b) return undefined;
+      const from = { ...a }, to = { ...b };
+      return { from, to, noPath: pickAddresses(from, to, networks).noPath };
+    }),
+  );
   const cells: PolicyMatrix['cells'] = pairs.map((row) =>
     row.map((p) =>
       ports.map((port): MatrixCell | '' => {
