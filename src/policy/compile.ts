@@ -15,7 +15,8 @@
  *
  * Output is deterministic: equal worlds give byte-equal text.
  */
-import { AddrRanges } from './ranges.js';
+import { AddrRanges, merge } from './ranges.js';
+import { byRef } from './evaluate.js';
 import { ipBlockContains, isolates, matchSelector, portProtocol, portRange, projectLabels, resolveNamedPort } from './select.js';
 import type { Family } from '../ipam/cidr.js';
 import { familyOf } from '../ipam/cidr.js';
@@ -118,10 +119,14 @@ const INGRESS: Side = { dir: 'Ingress', peerField: 'saddr' };
 const EGRESS: Side = { dir: 'Egress', peerField: 'daddr' };
 
 export function compilePolicies(world: PolicyWorld): CompiledPolicies {
-  const pods = world.pods.filter((p) => p.ips.length > 0);
+  // sorted: chain and set numbers must not depend on the order the pods came in
+  const pods = world.pods
+    .filter((p) => p.ips.length > 0)
+    .map((p) => ({ ...p, ips: [...p.ips].sort() }))
+    .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   const index = new PodIndex(pods);
   const sets = new SetPool('s');
-  const policies = [...world.policies].sort((a, b) => `${a.project}/${a.name}`.localeCompare(`${b.project}/${b.name}`));
+  const policies = [...world.policies].sort(byRef);
   const byProject = new Map<string, Policy[]>();
   for (const p of policies) push(byProject, p.project, p);
 
@@ -180,7 +185,8 @@ export function compilePolicies(world: PolicyWorld): CompiledPolicies {
     let portSet: string | undefined;
     const named: PolicyPort[] = [];
     if (rule.ports.length) {
-      const entries: string[] = [];
+      // merged per protocol: interval elements must not overlap (80 and 80-81 would not load)
+      const byProto = new Map<string, Array<[bigint, bigint]>>();
       for (const port of rule.ports) {
         if (typeof port.port === 'string' && side.dir === 'Egress') {
           named.push(port);
@@ -189,9 +195,14 @@ export function compilePolicies(world: PolicyWorld): CompiledPolicies {
         const r = portRange(port, pod);
         if (r === undefined) continue;
         const [lo, hi] = r === 'all' ? [0, 65535] : r;
-        entries.push(`${portProtocol(port)} . ${lo === hi ? lo : `${lo}-${hi}`}`);
+        const list = byProto.get(portProtocol(port)) ?? [];
+        list.push([BigInt(lo), BigInt(hi)]);
+        byProto.set(portProtocol(port), list);
       }
-      if (entries.length) portSet = sets.name('inet_proto . inet_service', sortUnique(entries), true);
+      const entries = [...byProto.keys()].sort().flatMap((proto) =>
+        merge(byProto.get(proto)!).map(([lo, hi]) => `${proto} . ${lo === hi ? lo : `${lo}-${hi}`}`),
+      );
+      if (entries.length) portSet = sets.name('inet_proto . inet_service', entries, true);
     }
     const portMatch = portSet ? ` meta l4proto . th dport @${portSet}` : '';
     const numericPorts = !rule.ports.length || portSet !== undefined;
@@ -284,7 +295,7 @@ export function compilePolicies(world: PolicyWorld): CompiledPolicies {
   }
 `);
   out.push(...chains);
-  const elements = sets.elements + pods.reduce((n, p) => n + p.ips.length, 0) + Object.values(maps).reduce((n, m) => n + m[4].length + m[6].length, 0);
+  const elements = sets.elements + selfEls[4].length + selfEls[6].length + Object.values(maps).reduce((n, m) => n + m[4].length + m[6].length, 0);
   return {
     body: out.join('\n'),
     counters,

@@ -52,7 +52,9 @@ export interface Connection {
   port?: number;
 }
 
-const sorted = (ps: Policy[]) => [...ps].sort((a, b) => policyRef(a).localeCompare(policyRef(b)));
+/** Byte order, not the locale's: the same order (and the same allowedBy) on every host. */
+export const byRef = (a: Policy, b: Policy): number => (policyRef(a) < policyRef(b) ? -1 : policyRef(a) > policyRef(b) ? 1 : 0);
+const sorted = (ps: Policy[]) => [...ps].sort(byRef);
 
 function side(world: PolicyWorld, dir: PolicyType, c: Connection): SideVerdict | undefined {
   const self = dir === 'Egress' ? c.from : c.to;
