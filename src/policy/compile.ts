@@ -17,7 +17,7 @@
  */
 import { AddrRanges, merge } from './ranges.js';
 import { byRef } from './evaluate.js';
-import { ipBlockContains, isolates, matchSelector, portProtocol, portRange, projectLabels, resolveNamedPort } from './select.js';
+import { ipBlockContains, matchSelector, portProtocol, portRange, projectLabels, resolveNamedPort } from './select.js';
 import type { Family } from '../ipam/cidr.js';
 import { familyOf } from '../ipam/cidr.js';
 import type { LabelSelector, Pod, Policy, PolicyPeer, PolicyPort, PolicyType, PolicyWorld } from './types.js';
@@ -127,114 +127,134 @@ export function compilePolicies(world: PolicyWorld): CompiledPolicies {
   const index = new PodIndex(pods);
   const sets = new SetPool('s');
   const policies = [...world.policies].sort(byRef);
-  const byProject = new Map<string, Policy[]>();
-  for (const p of policies) push(byProject, p.project, p);
 
-  // peers resolve to the same pods for every pod a policy selects: once per (policy, rule)
-  const peerCache = new Map<string, { addrs: AddrRanges | 'any'; pods: Array<{ pod: Pod; ips: string[] }> | 'all' }>();
-  const projectsMatching = (sel: LabelSelector): string[] =>
-    [...new Set([...index.byProject.keys(), ...world.projects.keys()])].filter((n) => matchSelector(sel, projectLabels(world, n)));
+  // a rule's peers are the same for every pod its policy selects: resolved once per (policy, rule)
+  interface Peers {
+    /** 'any': the rule names every peer */
+    addrs: AddrRanges | 'any';
+    /** the `ip saddr @sN` / `ip6 saddr @sN` matches, rendered once */
+    matches?: Array<[Family, string]>;
+    /** the pods (with the addresses the peers admit) that egress named ports resolve on; lazily */
+    pods?: Array<{ pod: Pod; ips: string[] }>;
+  }
+  const peerCache = new Map<string, Peers>();
+  const projectNames = [...new Set([...index.byProject.keys(), ...world.projects.keys()])];
+  const projectsMatching = (sel: LabelSelector): string[] => projectNames.filter((n) => matchSelector(sel, projectLabels(world, n)));
+  const selectedBy = (p: Policy, peer: PolicyPeer): Pod[] =>
+    (peer.namespaceSelector ? projectsMatching(peer.namespaceSelector) : [p.project]).flatMap((proj) =>
+      peer.podSelector ? index.select(peer.podSelector, proj) : (index.byProject.get(proj) ?? []),
+    );
 
-  function resolvePeers(p: Policy, ruleKey: string, peers: PolicyPeer[]) {
+  // every pod's addresses parsed once; every distinct peer (by content and project) resolved once
+  const podRanges = new Map<Pod, AddrRanges>(pods.map((pod) => [pod, pod.ips.reduce((r, ip) => r.addIp(ip), new AddrRanges())]));
+  const peerRanges = new Map<string, AddrRanges>();
+  function rangesOf(p: Policy, peer: PolicyPeer): AddrRanges {
+    const key = JSON.stringify([peer.namespaceSelector ? '' : p.project, peer]);
+    let r = peerRanges.get(key);
+    if (r) return r;
+    const acc = new AddrRanges();
+    if (peer.ipBlock) acc.addBlock(peer.ipBlock.cidr, peer.ipBlock.except);
+    else for (const pod of selectedBy(p, peer)) for (const f of [4, 6] as Family[]) acc.addRanges(f, podRanges.get(pod)!.ranges(f));
+    r = new AddrRanges();
+    for (const f of [4, 6] as Family[]) r.addRanges(f, acc.ranges(f));
+    peerRanges.set(key, r);
+    return r;
+  }
+
+  function resolvePeers(p: Policy, ruleKey: string, peers: PolicyPeer[]): Peers {
     const key = `${p.id}/${ruleKey}`;
     let r = peerCache.get(key);
     if (r) return r;
-    if (!peers.length) {
-      r = { addrs: 'any', pods: 'all' };
-    } else {
+    if (!peers.length) r = { addrs: 'any' };
+    else {
       const addrs = new AddrRanges();
-      const matched = new Map<Pod, Set<string>>();
-      const add = (pod: Pod, ips: string[]) => {
-        const s = matched.get(pod) ?? new Set<string>();
-        for (const ip of ips) s.add(ip);
-        matched.set(pod, s);
-      };
-      for (const peer of peers) {
-        if (peer.ipBlock) {
-          addrs.addBlock(peer.ipBlock.cidr, peer.ipBlock.except);
-          for (const pod of pods) {
-            const inside = pod.ips.filter((ip) => ipBlockContains(peer, ip));
-            if (inside.length) add(pod, inside);
-          }
-          continue;
-        }
-        const projects = peer.namespaceSelector ? projectsMatching(peer.namespaceSelector) : [p.project];
-        for (const proj of projects) {
-          const chosen = peer.podSelector ? index.select(peer.podSelector, proj) : (index.byProject.get(proj) ?? []);
-          for (const pod of chosen) {
-            for (const ip of pod.ips) addrs.addIp(ip);
-            add(pod, pod.ips);
-          }
-        }
-      }
-      r = { addrs, pods: [...matched].map(([pod, ips]) => ({ pod, ips: [...ips] })) };
+      for (const peer of peers) for (const f of [4, 6] as Family[]) addrs.addRanges(f, rangesOf(p, peer).ranges(f));
+      r = { addrs };
     }
     peerCache.set(key, r);
     return r;
   }
 
+  /** Destinations of egress named ports: every pod, or the pods the peers name (with the addresses they admit). */
+  function peerPods(p: Policy, r: Peers, peers: PolicyPeer[]): Array<{ pod: Pod; ips: string[] }> {
+    if (r.pods) return r.pods;
+    if (!peers.length) return (r.pods = pods.map((pod) => ({ pod, ips: pod.ips })));
+    const matched = new Map<Pod, Set<string>>();
+    const add = (pod: Pod, ips: string[]) => {
+      const set = matched.get(pod) ?? new Set<string>();
+      for (const ip of ips) set.add(ip);
+      matched.set(pod, set);
+    };
+    for (const peer of peers) {
+      if (peer.ipBlock) {
+        for (const pod of pods) {
+          const inside = pod.ips.filter((ip) => ipBlockContains(peer, ip));
+          if (inside.length) add(pod, inside);
+        }
+      } else for (const pod of selectedBy(p, peer)) add(pod, pod.ips);
+    }
+    return (r.pods = [...matched].map(([pod, ips]) => ({ pod, ips: [...ips] })));
+  }
+
+  /** Numeric port entries (`tcp . 80-81`), merged per protocol: interval elements must not overlap. */
+  function portEntries(side: Side, ports: PolicyPort[], pod: Pod): string[] {
+    const byProto = new Map<string, Array<[bigint, bigint]>>();
+    for (const port of ports) {
+      if (typeof port.port === 'string' && side.dir === 'Egress') continue;
+      const r = portRange(port, pod);
+      if (r === undefined) continue;
+      const [lo, hi] = r === 'all' ? [0, 65535] : r;
+      const list = byProto.get(portProtocol(port)) ?? [];
+      list.push([BigInt(lo), BigInt(hi)]);
+      byProto.set(portProtocol(port), list);
+    }
+    return [...byProto.keys()].sort().flatMap((proto) => merge(byProto.get(proto)!).map(([lo, hi]) => `${proto} . ${lo === hi ? lo : `${lo}-${hi}`}`));
+  }
+
+  // a rule's lines depend on the pod only through ingress named ports: cached by their resolution
+  const lineCache = new Map<string, string[]>();
+
   /** The rule lines of one rule for one pod (the selected pod: the destination on ingress). */
   function ruleLines(side: Side, p: Policy, i: number, pod: Pod): string[] {
     const rule = side.dir === 'Ingress' ? p.spec.ingress[i]! : p.spec.egress[i]!;
+    const entries = portEntries(side, rule.ports, pod);
+    const cacheKey = `${p.id}/${side.dir}${i}/${entries.join(',')}`;
+    const cached = lineCache.get(cacheKey);
+    if (cached) return cached;
     const peers = 'from' in rule ? rule.from : rule.to;
     const peer = resolvePeers(p, `${side.dir}${i}`, peers);
     const lines: string[] = [];
-    const families: Family[] = [4, 6];
-
-    // ports: numeric ranges (named ports resolved on the destination, which on ingress is `pod`)
-    let portSet: string | undefined;
-    const named: PolicyPort[] = [];
-    if (rule.ports.length) {
-      // merged per protocol: interval elements must not overlap (80 and 80-81 would not load)
-      const byProto = new Map<string, Array<[bigint, bigint]>>();
-      for (const port of rule.ports) {
-        if (typeof port.port === 'string' && side.dir === 'Egress') {
-          named.push(port);
-          continue;
-        }
-        const r = portRange(port, pod);
-        if (r === undefined) continue;
-        const [lo, hi] = r === 'all' ? [0, 65535] : r;
-        const list = byProto.get(portProtocol(port)) ?? [];
-        list.push([BigInt(lo), BigInt(hi)]);
-        byProto.set(portProtocol(port), list);
-      }
-      const entries = [...byProto.keys()].sort().flatMap((proto) =>
-        merge(byProto.get(proto)!).map(([lo, hi]) => `${proto} . ${lo === hi ? lo : `${lo}-${hi}`}`),
-      );
-      if (entries.length) portSet = sets.name('inet_proto . inet_service', entries, true);
-    }
+    const portSet = entries.length ? sets.name('inet_proto . inet_service', entries, true) : undefined;
     const portMatch = portSet ? ` meta l4proto . th dport @${portSet}` : '';
-    const numericPorts = !rule.ports.length || portSet !== undefined;
-
-    if (numericPorts) {
+    if (!rule.ports.length || portSet) {
       if (peer.addrs === 'any') lines.push(`${portMatch.trim()} return`.trim());
       else {
-        for (const f of families) {
-          const els = peer.addrs.elements(f);
-          if (!els.length) continue;
-          const s = sets.name(ADDR_TYPE[f], els, true);
-          lines.push(`${IP[f]} ${side.peerField} @${s}${portMatch} return`);
-        }
+        const addrs = peer.addrs;
+        peer.matches ??= ([4, 6] as Family[]).flatMap((f): Array<[Family, string]> => {
+          const els = addrs.elements(f);
+          return els.length ? [[f, sets.name(ADDR_TYPE[f], els, true)]] : [];
+        });
+        for (const [f, set] of peer.matches) lines.push(`${IP[f]} ${side.peerField} @${set}${portMatch} return`);
       }
     }
     // egress to named ports: the port is the destination pod's, so the set pairs address and port
+    const named = side.dir === 'Egress' ? rule.ports.filter((x) => typeof x.port === 'string') : [];
     if (named.length) {
-      const candidates = peer.pods === 'all' ? pods.map((x) => ({ pod: x, ips: x.ips })) : peer.pods;
-      for (const f of families) {
-        const els: string[] = [];
-        for (const { pod: dest, ips } of candidates) {
-          for (const port of named) {
-            const n = resolveNamedPort(dest.namedPorts, port.port as string, portProtocol(port));
-            if (n === undefined) continue;
-            for (const ip of ips) if (familyOf(ip) === f) els.push(`${ip} . ${portProtocol(port)} . ${n}`);
-          }
+      const els: Record<Family, string[]> = { 4: [], 6: [] };
+      for (const { pod: dest, ips } of peerPods(p, peer, peers)) {
+        for (const port of named) {
+          const n = resolveNamedPort(dest.namedPorts, port.port as string, portProtocol(port));
+          if (n === undefined) continue;
+          for (const ip of ips) els[ip.includes(':') ? 6 : 4].push(`${ip} . ${portProtocol(port)} . ${n}`);
         }
-        if (!els.length) continue;
-        const s = sets.name(`${ADDR_TYPE[f]} . inet_proto . inet_service`, sortUnique(els), false);
-        lines.push(`${IP[f]} daddr . meta l4proto . th dport @${s} return`);
+      }
+      for (const f of [4, 6] as Family[]) {
+        if (!els[f].length) continue;
+        const set = sets.name(`${ADDR_TYPE[f]} . inet_proto . inet_service`, sortUnique(els[f]), false);
+        lines.push(`${IP[f]} daddr . meta l4proto . th dport @${set} return`);
       }
     }
+    lineCache.set(cacheKey, lines);
     return lines;
   }
 
@@ -243,10 +263,18 @@ export function compilePolicies(world: PolicyWorld): CompiledPolicies {
   const maps: Record<PolicyType, Record<Family, string[]>> = { Ingress: { 4: [], 6: [] }, Egress: { 4: [], 6: [] } };
   const isolated = { Ingress: 0, Egress: 0 };
 
+  // which policies isolate each pod, in policy order: each policy's selector looked up once
+  const isolating = new Map<Pod, Record<PolicyType, Policy[]>>();
+  for (const p of policies)
+    for (const pod of index.select(p.spec.podSelector, p.project)) {
+      let entry = isolating.get(pod);
+      if (!entry) isolating.set(pod, (entry = { Ingress: [], Egress: [] }));
+      for (const dir of p.spec.policyTypes) entry[dir].push(p);
+    }
+
   for (const pod of pods) {
-    const own = byProject.get(pod.project) ?? [];
     for (const side of [EGRESS, INGRESS]) {
-      const selecting = own.filter((p) => isolates(p, pod, side.dir));
+      const selecting = isolating.get(pod)?.[side.dir] ?? [];
       if (!selecting.length) continue;
       isolated[side.dir]++;
       const body: string[] = [];
@@ -264,7 +292,7 @@ export function compilePolicies(world: PolicyWorld): CompiledPolicies {
         programs.set(prefix + text, chain);
         chains.push(`  chain ${chain} {\n${text}  }\n`);
       }
-      for (const ip of pod.ips) maps[side.dir][familyOf(ip)!].push(`${ip} : jump ${chain}`);
+      for (const ip of pod.ips) maps[side.dir][ip.includes(':') ? 6 : 4].push(`${ip} : jump ${chain}`);
     }
   }
 

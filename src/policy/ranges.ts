@@ -16,6 +16,12 @@ export class AddrRanges {
     return this;
   }
 
+  /** ranges already known (e.g. another set's, or parsed addresses) */
+  addRanges(f: Family, rs: Range[]): this {
+    this.parts[f].push(...rs);
+    return this;
+  }
+
   /** cidr minus every `except` */
   addBlock(cidr: string, except: string[] = []): this {
     const c = toCidr(cidr);
