@@ -274,6 +274,8 @@ describe('services', () => {
       extraHosts: ['db:10.0.0.5', 'v6:::1'],
       dns: ['9.9.9.9'],
       healthcheck: { test: ['CMD', 'curl', '-f', 'http://localhost/'], interval: 5000, timeout: 2000, retries: 5, start_period: 10_000, start_interval: 5000 },
+      // the ports it serves (expose; named when a long-syntax port names one): policies' named ports
+      expose: [{ port: 3000, protocol: 'tcp' }, { port: 3001, protocol: 'tcp' }],
     });
     assert.equal(web.stopGracePeriodMs, 90_000);
     assert.deepEqual(web.healthcheck, {
