@@ -4,7 +4,7 @@
  *
  * 1. programming time of 10,000 services x 10 backends in a scratch netns: the whole table (compile in
  *    Node, nft apply, total), one backend removed from one service, one service added; weft
- *    (fullScript / deltaScript + nftApply) vs a linear nft ruleset vs the real iptables-restore, both of
+ *    (planFull / placePort + planDelta + nftApply, as the agent) vs a linear nft ruleset vs the real iptables-restore, both of
  *    which rewrite the whole table on every change;
  * 2. first-packet cost: TCP connect latency through a VIP at 10 and 10,000 services (the measured
  *    service last in every ruleset's order), weft vs linear nft vs iptables;
@@ -40,11 +40,11 @@ import {
   servicesWithLast,
   weftDrop,
   weftFull,
-  weftScript,
   BACKEND_PORT,
+  SERVICE_RANGES,
 } from './refs/svcrules.js';
 import { REPO_ROOT, WeftLab, weftAvailable } from './refs/weft.js';
-import { compilePort, deltaScript, LB_MAGLEV_SIZE, slotTable, type CompiledPort, type LbPort } from '../src/services/compile.js';
+import { compilePort, LB_MAGLEV_SIZE, placePort, planDelta, planFull, slotTable, type CompiledPort, type LbPort } from '../src/services/compile.js';
 import { nftApply } from '../src/kernel/nft.js';
 
 const { options, extra } = parseBenchArgs(
@@ -102,7 +102,7 @@ function weftProgConfig(): Config {
   const p: Prog = { ns: benchName('pw', 'netns'), facts: [] };
   return {
     name: 'weft',
-    describe: `weft's compiler (src/services/compile.ts: compilePort + fullScript, deltaScript) and src/kernel/nft.ts nftApply (one \`nft -f\` transaction, through \`ip netns exec\`) in a scratch netns; ${SERVICES.toLocaleString('en')} services x ${BACKENDS} backends, round robin`,
+    describe: `weft's compiler as the agent (src/agent/lb.ts) uses it (src/services/compile.ts: compilePort + planFull for the whole table; placePort + planDelta with deferred deletes for a change) and src/kernel/nft.ts nftApply (one \`nft -f\` transaction, through \`ip netns exec\`) in a scratch netns; ${SERVICES.toLocaleString('en')} services x ${BACKENDS} backends, round robin`,
     setup: async () => {
       await netnsAdd(p.ns);
       const { script } = weftFull(programmingPorts());
@@ -115,7 +115,8 @@ function weftProgConfig(): Config {
       const ports = programmingPorts();
       await nftApply(weftDrop, opts); // untimed: from an empty netns
       let t0 = performance.now();
-      const { compiled, script } = weftFull(ports);
+      const compiled = ports.map((x) => compilePort(x));
+      const { script, state } = planFull(compiled, SERVICE_RANGES);
       const compile = ms(t0);
       let t1 = performance.now();
       await nftApply(script, opts);
@@ -123,24 +124,35 @@ function weftProgConfig(): Config {
       const total = compile + apply;
       // the same again with the table present (agent restart, or a failed delta's fallback)
       t0 = performance.now();
-      await nftApply(weftFull(ports).script, opts);
+      await nftApply(planFull(ports.map((x) => compilePort(x)), SERVICE_RANGES).script, opts);
       const rewrite = ms(t0);
-      // one backend removed from one service
+      // one backend removed from one service, as the agent does it: the slot table moves to free
+      // slots, the transaction only adds, the old slots go stale
       t0 = performance.now();
-      const changed = compilePort(withoutFirstBackend(ports[CHANGED]));
-      const delta = deltaScript([compiled[CHANGED]], [changed]);
+      const changed = placePort(withoutFirstBackend(ports[CHANGED]), compiled[CHANGED], state);
+      const delta = planDelta(state, [{ before: [compiled[CHANGED]], after: [changed] }], { defer: true });
       t1 = performance.now();
-      await nftApply(delta, opts);
+      await nftApply(delta.script, opts);
       const changeApply = ms(t1);
       const change = ms(t0);
       // one service added
       t0 = performance.now();
-      await nftApply(deltaScript([], [compilePort(addedPort())]), opts);
+      const added = planDelta(delta.state, [{ before: [], after: [placePort(addedPort(), undefined, delta.state)] }], { defer: true });
+      await nftApply(added.script, opts);
       const add = ms(t0);
+      // the stale slots' deletion, which the agent leaves to a later transaction (lb.ts COLLECT_MS)
+      t0 = performance.now();
+      const gc = planDelta(added.state, [], { defer: true, collect: true });
+      await nftApply(gc.script, opts);
+      const collect = ms(t0);
       t0 = performance.now();
       await nftApply('add table inet weft-svc\n', opts);
       const floor = ms(t0);
-      if (!p.facts.some((f) => f.startsWith('one change'))) p.facts.push(`one change = ${delta.trim().split('\n').length} nft commands (${delta.length} bytes)`);
+      if (delta.deletes || added.deletes || !gc.deletes) throw new Error('the change and the added service should be transactions without deletes, the collection one with');
+      if (!p.facts.some((f) => f.startsWith('one change')))
+        p.facts.push(
+          `one change = ${delta.script.trim().split('\n').length} nft script lines (${delta.script.length} bytes), no deletes; stale collection = ${gc.script.trim().split('\n').length} line(s), ${added.state.stale} elements`,
+        );
       return {
         'full: compile': compile,
         'full: apply': apply,
@@ -149,6 +161,7 @@ function weftProgConfig(): Config {
         'one change': change,
         'one change: apply': changeApply,
         'add one service': add,
+        'stale collection': collect,
         'no-op transaction': floor,
       };
     },
@@ -496,17 +509,18 @@ function distConfig(n: number): Config {
   let sources: string[] = [];
   let compiled: CompiledPort[] = [];
   let full = '';
+  let fullState = planFull([], []).state;
   const countsOf = (r: BackendsJson, k: number): number[] => Array.from({ length: k }, (_, j) => r.counts[realBackend(j)] ?? 0);
   return {
     name: 'dist',
-    describe: `weft's table (compile.ts) in a client netns with four services on the real backends: round robin over 3 (${DIST.rr.conns} connections), weighted round robin 5:3:1 (${DIST.wrr.conns}), random over 3 (${DIST.random.conns}), Maglev over ${REAL_BACKENDS} (one connection from each of ${SOURCES} source addresses, before and after one backend is removed with deltaScript + nftApply); each connection reads which backend answered`,
+    describe: `weft's table (compile.ts) in a client netns with four services on the real backends: round robin over 3 (${DIST.rr.conns} connections), weighted round robin 5:3:1 (${DIST.wrr.conns}), random over 3 (${DIST.random.conns}), Maglev over ${REAL_BACKENDS} (one connection from each of ${SOURCES} source addresses, before and after one backend is removed as the agent does it, placePort + planDelta + nftApply); each connection reads which backend answered`,
     setup: async () => {
       acquired = true;
       await net.acquire();
       client = await net.addClient('dist', n);
       sources = await net.addSources(client, SOURCES);
       compiled = distPorts().map(compilePort);
-      full = weftScript(compiled);
+      ({ script: full, state: fullState } = planFull(compiled, SERVICE_RANGES));
       await nftApply(full, { netns: client.ns });
       maglevTable = maglevTableDisruption(REAL_BACKENDS);
     },
@@ -526,8 +540,8 @@ function distConfig(n: number): Config {
       const before = await bySource();
       const removed = ((Math.max(round, 0) % REAL_BACKENDS) + REAL_BACKENDS) % REAL_BACKENDS;
       const mag = distPorts()[3];
-      const less = compilePort({ ...mag, backends: mag.backends.filter((_, j) => j !== removed) });
-      await nftApply(deltaScript([compiled[3]], [less]), opts);
+      const less = placePort({ ...mag, backends: mag.backends.filter((_, j) => j !== removed) }, compiled[3], fullState);
+      await nftApply(planDelta(fullState, [{ before: [compiled[3]], after: [less] }], { defer: true }).script, opts);
       await flush();
       const after = await bySource();
       const removedIp = realBackend(removed);
@@ -726,8 +740,9 @@ const bench: Bench = {
   description: [
     `**Programming** (weft, linear, iptables; each in its own scratch netns): ${SERVICES.toLocaleString('en')} services x ${BACKENDS} backends.`,
     'Per round, from an empty netns: the whole table (`full: compile` = building the script in Node, `full: apply` = the transaction, `full: total`),',
-    'the same again with the table present (`full rewrite`), one backend removed from one service (`one change`; weft: compilePort + deltaScript +',
-    'nftApply; the others rewrite everything, as kube-proxy\'s iptables mode does), one service added (`add one service`), and a no-op transaction',
+    'the same again with the table present (`full rewrite`), one backend removed from one service (`one change`; weft: placePort + planDelta +',
+    'nftApply as the agent does it, a transaction without deletes; the others rewrite everything, as kube-proxy\'s iptables mode does), one service added (`add one service`),',
+    'weft\'s deletion of the slots those two left stale (`stale collection`, which the agent does later, off the change\'s path), and a no-op transaction',
     '(the cost of `ip netns exec` + starting nft/iptables-restore, which every apply pays here; the agent runs nft inside its netns without `ip netns exec`).',
     `**First packet** (weft-10, weft-${K}, linear-10, linear-${K}, iptables-10, iptables-${K}, direct, direct-ct): one client netns per configuration on a shared bridge,`,
     'the ruleset in the client netns (nat output hook), the measured service last in the ruleset\'s order (for the linear rulesets the worst case: the',
@@ -745,6 +760,12 @@ const bench: Bench = {
     { name: 'one change', unit: 'ms', better: 'lower', note: 'One backend removed from one service, compile included. Target (issue): weft ≤ 50 ms.' },
     { name: 'one change: apply', unit: 'ms', better: 'lower' },
     { name: 'add one service', unit: 'ms', better: 'lower' },
+    {
+      name: 'stale collection',
+      unit: 'ms',
+      better: 'lower',
+      note: "weft only: deleting the slots that the change and the added service left stale (the agent does it in a later transaction, off the change's path: with the next one that deletes anyway, or once the table has been quiet for 5 s).",
+    },
     { name: 'no-op transaction', unit: 'ms', better: 'lower', note: 'The floor of any apply here: `ip netns exec` + nft (`add table` of the existing table) or iptables-restore --noflush of an empty *nat.' },
     { name: 'connect p50', unit: 'µs', better: 'lower', note: `Median of ${CONNECTS} TCP connects per sample.` },
     { name: 'connect p99', unit: 'µs', better: 'lower' },

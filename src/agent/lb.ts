@@ -2,7 +2,10 @@
  * The load-balancer controller: keeps `table inet weft-svc` in step with services, their
  * backends and the backends' health. Every relevant event schedules a sync (coalesced); a sync
  * works out each service's ports and healthy backends, and applies, in one nft transaction, the
- * deltas of the services that changed (a full rewrite at start, or if a delta fails).
+ * deltas of the services that changed (a full rewrite at start, or if a delta fails or would
+ * overflow backends4). A changed port's slot table moves to free slots (compile.ts placePort), so
+ * most deltas only add; the slots left behind are deleted by the next transaction that deletes
+ * anyway, or by a collection once no transaction has been applied for COLLECT_MS.
  *
  * Also here: conntrack cleanup for backends that stopped (clients fail fast instead of waiting
  * on a dead address), and least-connections, steered from conntrack events (README.md).
@@ -11,7 +14,7 @@ import type { Container, Network, Service } from '../model/types.js';
 import { WEIGHT_LABEL } from '../model/types.js';
 import type { ServiceBackendView } from '../api/schemas.js';
 import type { HealthStatus } from '../health/state.js';
-import { compilePort, deltaScript, fullScript, MAX_IDENTITY, type CompiledPort, type LbPort } from '../services/compile.js';
+import { LbTableState, MAX_IDENTITY, placePort, planDelta, planFull, type CompiledPort, type LbChange, type LbPort } from '../services/compile.js';
 import { nftApply } from '../kernel/nft.js';
 import { conntrackDeleteBackend, ConnCounter, followConntrack } from '../kernel/conntrack.js';
 import { Coalescer } from './coalesce.js';
@@ -64,9 +67,25 @@ export function serviceBackends(
   return out.sort((a, b) => (a.c.name < b.c.name ? -1 : a.c.name > b.c.name ? 1 : 0));
 }
 
+/** stale slots are collected once the table has been quiet this long (a transaction that deletes anyway takes them sooner) */
+const COLLECT_MS = 5000;
+/**
+ * A gone backend's flows are deleted again this long after the first time: the health controller
+ * reacts to the same container events on its own and may send one more probe (or a client one
+ * more SYN) just after the first deletion.
+ */
+const SWEEP_AGAIN_MS = 250;
+
 export class LbController {
   /** what the kernel holds, per service id */
   private applied = new Map<string, Applied>();
+  /** backends4's size and count, and the stale slots in it */
+  private table = new LbTableState(0, 0);
+  private collect = false;
+  private collectTimer?: NodeJS.Timeout;
+  /** when a transaction was last applied (collections wait for quiet) */
+  private lastApply = 0;
+  private stopped = false;
   /** source affinity: a stable identity per backend, per service */
   private identities = new Map<string, Map<string, number>>();
   private probes = new Map<string, HealthStatus>();
@@ -93,8 +112,11 @@ export class LbController {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     this.unsubscribe?.();
     await this.settled();
+    clearTimeout(this.collectTimer);
+    this.collectTimer = undefined;
     this.conntrack?.stop();
   }
 
@@ -184,35 +206,63 @@ export class LbController {
       const ports = this.lbPorts(s, serviceBackends(s, containers, networks, this.probeOf));
       const text = JSON.stringify(ports);
       const prev = this.applied.get(s.id);
-      const compiled = prev && prev.ports === text ? prev.compiled : ports.map(compilePort);
+      let compiled: CompiledPort[];
+      if (prev && prev.ports === text) compiled = prev.compiled;
+      else {
+        const was = new Map((prev?.compiled ?? []).map((c) => [c.key, c]));
+        compiled = ports.map((p) => placePort(p, this.needFull ? undefined : was.get(p.key), this.table));
+      }
       const backends = new Map(ports.flatMap((p) => p.backends.map((b) => [`${b.id}/${p.protocol}/${b.port}`, { ip: b.ip, port: b.port, protocol: p.protocol }] as const)));
       next.set(s.id, { ports: text, compiled, backends });
     }
-    const full = () => nftApply(fullScript([...next.values()].flatMap((v) => v.compiled), [serviceRange(this.d).subnet]));
+    const full = async () => {
+      const plan = planFull([...next.values()].flatMap((v) => v.compiled), [serviceRange(this.d).subnet]);
+      await nftApply(plan.script);
+      this.table = plan.state;
+      this.lastApply = Date.now();
+    };
+    const collect = this.collect;
+    this.collect = false;
     if (this.needFull) {
       await full();
       this.needFull = false;
     } else {
-      const parts: string[] = [];
+      const changes: LbChange[] = [];
       for (const id of new Set([...this.applied.keys(), ...next.keys()])) {
         const a = this.applied.get(id);
         const b = next.get(id);
         if (a && b && a.ports === b.ports) continue;
-        parts.push(deltaScript(a?.compiled ?? [], b?.compiled ?? []));
+        changes.push({ before: a?.compiled ?? [], after: b?.compiled ?? [] });
       }
-      const script = parts.join('');
-      if (script) {
+      const plan = changes.length || (collect && this.table.stale) ? planDelta(this.table, changes, { defer: true, collect }) : undefined;
+      if (plan?.overflow) await full();
+      else if (plan?.script) {
         try {
-          await nftApply(script);
+          await nftApply(plan.script);
+          this.table = plan.state;
+          this.lastApply = Date.now();
         } catch (e) {
           this.d.log.warn({ err: String(e) }, 'load-balancer delta failed; rewriting the table');
           await full();
         }
       }
     }
+    if (this.table.stale && !this.collectTimer) this.collectLater(COLLECT_MS);
     await this.clearGone(next, containers);
     this.applied = next;
     for (const id of this.identities.keys()) if (!next.has(id)) this.identities.delete(id);
+  }
+
+  /** Schedules the collection of stale slots for when the table has been quiet for COLLECT_MS. */
+  private collectLater(ms: number): void {
+    this.collectTimer = setTimeout(() => {
+      this.collectTimer = undefined;
+      const quiet = Date.now() - this.lastApply;
+      if (quiet < COLLECT_MS) return this.collectLater(COLLECT_MS - quiet);
+      this.collect = true;
+      this.invalidate();
+    }, ms);
+    this.collectTimer.unref();
   }
 
   /**
@@ -222,19 +272,37 @@ export class LbController {
    */
   private async clearGone(next: Map<string, Applied>, containers: Container[]): Promise<void> {
     const running = new Set(containers.filter((c) => c.state.phase === 'running').map((c) => c.id));
-    const done = new Set<string>();
+    const done = new Map<string, { ip: string; port: number; protocol: 'tcp' | 'udp' }>();
     for (const [id, a] of this.applied) {
       const now = next.get(id)?.backends;
       for (const [k, b] of a.backends) {
         const containerId = k.split('/')[0];
         if (now?.has(k) || running.has(containerId) || done.has(k)) continue;
-        done.add(k);
-        const n = await conntrackDeleteBackend(b.protocol, b.ip, b.port).catch((e) => {
-          this.d.log.warn({ err: String(e) }, 'conntrack cleanup failed');
-          return 0;
-        });
-        if (n) this.d.log.info({ backend: `${b.ip}:${b.port}`, flows: n }, 'cleared the flows of a backend that went away');
+        done.set(k, b);
+        await this.clearFlows(b);
       }
+    }
+    if (done.size) setTimeout(() => void this.sweepAgain([...done.values()]), SWEEP_AGAIN_MS).unref();
+  }
+
+  private async clearFlows(b: { ip: string; port: number; protocol: 'tcp' | 'udp' }): Promise<void> {
+    const n = await conntrackDeleteBackend(b.protocol, b.ip, b.port).catch((e) => {
+      this.d.log.warn({ err: String(e) }, 'conntrack cleanup failed');
+      return 0;
+    });
+    if (n) this.d.log.info({ backend: `${b.ip}:${b.port}`, flows: n }, 'cleared the flows of a backend that went away');
+  }
+
+  /** The second deletion, unless the address came back meanwhile (a running container or a backend has it). */
+  private async sweepAgain(gone: { ip: string; port: number; protocol: 'tcp' | 'udp' }[]): Promise<void> {
+    if (this.stopped) return;
+    try {
+      const containers = await this.d.containers();
+      const inUse = new Set(containers.filter((c) => c.state.phase === 'running').flatMap((c) => Object.values(c.endpoints).map((e) => e.ipv4)));
+      for (const a of this.applied.values()) for (const b of a.backends.values()) inUse.add(b.ip);
+      for (const b of gone) if (!inUse.has(b.ip)) await this.clearFlows(b);
+    } catch (e) {
+      this.d.log.warn({ err: String(e) }, 'conntrack cleanup failed');
     }
   }
 
