@@ -21,9 +21,10 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { parseBenchArgs, runBench, type Bench, type Config, type MetricResult, type Target } from './harness.js';
+import { InterleavedLatency, latencyArgs, pct, type RawLatencyJson } from './lib/latency.js';
 import { benchName, netnsAdd, netnsDelete, runSubdir } from './lib/ns.js';
 import { killPid, run, startDetached, waitFor, type Detached } from './lib/proc.js';
-import { fmt, prng, quantile, ratioInterval, summarize } from './lib/stats.js';
+import { fmt, prng, ratioInterval, summarize } from './lib/stats.js';
 import { CLIENT_JS, SERVER_JS } from './refs/svcnet.js';
 import { REPO_ROOT } from './refs/weft.js';
 import { compilePolicies, renderPolicyTable, POLICY_TABLE, type CompiledPolicies } from '../src/policy/compile.js';
@@ -788,76 +789,8 @@ class LabHost {
   }
 }
 
-interface RawLatencyJson {
-  n: number;
-  errors: number;
-  samples: number[];
-}
+const latency = new InterleavedLatency(CONNECTS);
 
-/**
- * As in bench/services.ts: the first latency configuration asked in a round runs the connects of
- * every member in CHUNKS chunks, interleaved and rotated (A B C ..., B C ... A, ...), so noise and
- * what the programming rounds left behind fall on all of them alike; each member reads its own.
- */
-const CHUNKS = 8;
-class LatencyBlock {
-  private members: { name: string; lab: LabHost; host: string }[] = [];
-  private round: number | null = null;
-  private results = new Map<string, number[] | Error>();
-
-  join(name: string, lab: LabHost, host: string): void {
-    this.members = this.members.filter((m) => m.name !== name);
-    this.members.push({ name, lab, host });
-  }
-
-  leave(name: string): void {
-    this.members = this.members.filter((m) => m.name !== name);
-  }
-
-  describe(): string {
-    return `the connects of ${this.members.map((m) => m.name).join(', ')} interleaved in ${CHUNKS} chunks per round`;
-  }
-
-  async samples(name: string, round: number): Promise<number[]> {
-    if (this.round !== round || !this.results.has(name)) await this.runRound(round);
-    const r = this.results.get(name);
-    if (r instanceof Error) throw r;
-    if (!r) throw new Error(`${name}: no latency samples`);
-    return r;
-  }
-
-  private async runRound(round: number): Promise<void> {
-    this.round = round;
-    this.results.clear();
-    const per = Math.ceil(CONNECTS / CHUNKS);
-    const acc = new Map<string, { xs: number[]; errors: number; failed?: Error }>(this.members.map((m) => [m.name, { xs: [], errors: 0 }]));
-    await new Promise((r) => setTimeout(r, 1000)); // let the programming rounds' churn settle
-    const k = this.members.length;
-    for (let c = 0; c < CHUNKS; c++) {
-      for (let i = 0; i < k; i++) {
-        const m = this.members[(i + c + Math.max(round, 0)) % k];
-        const a = acc.get(m.name)!;
-        if (a.failed) continue;
-        try {
-          const r = await m.lab.clientRun<RawLatencyJson>(['latency', '--host', m.host, '--port', String(SERVER_PORT), '--count', String(per), '--warmup', '20', '--raw', '1']);
-          a.xs.push(...r.samples);
-          a.errors += r.errors;
-        } catch (e) {
-          a.failed = e instanceof Error ? e : new Error(String(e));
-        }
-      }
-    }
-    for (const m of this.members) {
-      const a = acc.get(m.name)!;
-      if (a.failed) this.results.set(m.name, a.failed);
-      else if (a.errors > 0.01 * per * CHUNKS) this.results.set(m.name, new Error(`${a.errors} of ${per * CHUNKS} connects to ${m.host}:${SERVER_PORT} failed`));
-      else this.results.set(m.name, a.xs);
-    }
-  }
-}
-const latency = new LatencyBlock();
-
-const pct = (xs: number[], p: number): number => quantile([...xs].sort((a, b) => a - b), p);
 
 /** The chain a verdict map sends an address to, and that chain's rules (from the compiled body). */
 function programOf(body: string, map: string, ip: string): { chain: string; rules: string[] } | null {
@@ -933,7 +866,8 @@ function latencyConfig(kind: LatencyKind, others: number, n: number): Config {
           ? `checked in the kernel: client -> server connects; probe -> server is dropped. The model (evaluate) says client -> server ${model(c.client)}; probe -> server ${model(c.probe)}`
           : 'checked: client and probe both reach the server (no policy)',
       );
-      latency.join(name, lab, c.server.ips[0]);
+      const host = c.server.ips[0]!;
+      latency.join({ name, target: `${host}:${SERVER_PORT}`, run: (n) => lab.clientRun<RawLatencyJson>(latencyArgs(host, SERVER_PORT, n)) });
     },
     measure: async (round) => {
       const xs = await latency.samples(name, round);
@@ -969,7 +903,7 @@ const bench: Bench = {
     'reading the drop counters, then the controller\'s path for one change: one pod\'s `app` label changed (`label change`) and one policy added (`policy added`) = read counters + compile the whole world + replace the whole table (src/agent/policy.ts applies whole tables), and a no-op transaction (the floor: `ip netns exec` + nft start-up).',
     `**Per-connection cost** (none, ct, weft-0, weft-${MIDS}, weft-${LARGE}, linear-0, linear-${MIDS}, linear-${LARGE}): one lab host netns per configuration with a Linux bridge (br_netfilter on in that netns) between a client netns and a server netns, both pods of project \`bench\`, whose 3 policies`,
     '(default deny both ways; server ingress from app=client on the named port `http`; client egress to the server and DNS) are in every weft/linear table, so the SYN always runs the client\'s egress and the server\'s ingress program;',
-    `weft-N / linear-N add N other policies over the other pods. A sample is the p50 or p90 of ${CONNECTS} sequential TCP connects (svc-client.mjs: process.hrtime from connect() to the connect event, then a RST) made in ${CHUNKS} interleaved, rotated chunks per round across all configurations.`,
+    `weft-N / linear-N add N other policies over the other pods. A sample is the p50 or p90 of ${CONNECTS} sequential TCP connects (svc-client.mjs: process.hrtime from connect() to the connect event, then a RST) made in ${latency.chunks} interleaved, rotated chunks per round across all configurations.`,
   ].join(' '),
   metrics: [
     { name: 'full: total', unit: 'ms', better: 'lower', note: `Compile + apply of the whole table from an empty netns. Target (issue): weft ≤ 2 s for ${POLICIES.toLocaleString('en')} policies over ${PODS.toLocaleString('en')} pods.` },

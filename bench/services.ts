@@ -21,9 +21,10 @@ import { appendFileSync, existsSync, readFileSync, statSync, writeFileSync } fro
 import { join, relative } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseBenchArgs, runBench, type Bench, type Config, type MetricResult, type Target } from './harness.js';
+import { InterleavedLatency, latencyArgs, pct, type RawLatencyJson } from './lib/latency.js';
 import { benchName, netnsAdd, netnsDelete, runSubdir } from './lib/ns.js';
 import { run, tryRun, waitFor } from './lib/proc.js';
-import { fmt, quantile, ratioInterval, summarize } from './lib/stats.js';
+import { fmt, ratioInterval, summarize } from './lib/stats.js';
 import { runIperf } from './refs/iperf.js';
 import { CLIENT_JS, REAL_BACKENDS, SERVER_JS, Shared, SvcNet, type Client } from './refs/svcnet.js';
 import {
@@ -303,80 +304,8 @@ function iptablesProgConfig(): Config {
 
 const net = new SvcNet();
 
-interface RawLatencyJson {
-  n: number;
-  errors: number;
-  samples: number[];
-}
+const latency = new InterleavedLatency(CONNECTS);
 
-/**
- * The first-packet configurations are measured together: the first of them to be asked in a round
- * runs the connects of every member in CHUNKS chunks, interleaved (A B C ..., then B C ... A, ...),
- * so that a burst of noise, or what the configuration before left behind (the programming rounds'
- * churn, an iperf3 run), falls on all of them alike; each member then reads its own samples. A sample
- * is the median / p99 of all its connects in the round.
- */
-const CHUNKS = 8;
-class LatencyBlock {
-  private members: { name: string; ns: string; host: string; port: number }[] = [];
-  private round: number | null = null;
-  private results = new Map<string, number[] | Error>();
-
-  join(name: string, ns: string, host: string, port: number): void {
-    this.members = this.members.filter((m) => m.name !== name);
-    this.members.push({ name, ns, host, port });
-  }
-
-  leave(name: string): void {
-    this.members = this.members.filter((m) => m.name !== name);
-  }
-
-  describe(): string {
-    return `the connects of ${this.members.map((m) => m.name).join(', ')} interleaved in ${CHUNKS} chunks per round`;
-  }
-
-  async samples(name: string, round: number): Promise<number[]> {
-    if (this.round !== round || !this.results.has(name)) await this.runRound(round);
-    const r = this.results.get(name);
-    if (r instanceof Error) throw r;
-    if (!r) throw new Error(`${name}: no latency samples`);
-    return r;
-  }
-
-  private async runRound(round: number): Promise<void> {
-    this.round = round;
-    this.results.clear();
-    const per = Math.ceil(CONNECTS / CHUNKS);
-    const acc = new Map<string, { xs: number[]; errors: number; failed?: Error }>(this.members.map((m) => [m.name, { xs: [], errors: 0 }]));
-    await new Promise((r) => setTimeout(r, 1000)); // let the programming rounds' churn settle
-    const k = this.members.length;
-    for (let c = 0; c < CHUNKS; c++) {
-      for (let i = 0; i < k; i++) {
-        const m = this.members[(i + c + Math.max(round, 0)) % k];
-        const a = acc.get(m.name)!;
-        if (a.failed) continue;
-        try {
-          const r = await net.client<RawLatencyJson>(m.ns, ['latency', '--host', m.host, '--port', String(m.port), '--count', String(per), '--warmup', '20', '--raw', '1']);
-          a.xs.push(...r.samples);
-          a.errors += r.errors;
-        } catch (e) {
-          a.failed = e instanceof Error ? e : new Error(String(e));
-        }
-      }
-    }
-    for (const m of this.members) {
-      const a = acc.get(m.name)!;
-      if (a.failed) this.results.set(m.name, a.failed);
-      else if (a.errors > 0.01 * per * CHUNKS) this.results.set(m.name, new Error(`${a.errors} of ${per * CHUNKS} connects to ${m.host}:${m.port} failed`));
-      else this.results.set(m.name, a.xs);
-    }
-  }
-}
-const latency = new LatencyBlock();
-
-function pct(xs: number[], p: number): number {
-  return quantile([...xs].sort((a, b) => a - b), p);
-}
 
 type RulesetKind = 'weft' | 'linear' | 'iptables' | 'none';
 
@@ -417,7 +346,8 @@ function latencyConfig(kind: RulesetKind, services: number, n: number, opts: { t
       const probe = await net.client<{ counts: Record<string, number>; errors: number }>(client.ns, ['backends', '--host', target, '--port', String(port), '--count', String(BACKENDS)]);
       if (probe.errors) throw new Error(`${probe.errors} of ${BACKENDS} probe connections to ${target}:${port} failed`);
       facts.push(`client ${client.ns} (${client.ip}); probe: ${JSON.stringify(probe.counts)}`);
-      latency.join(name, client.ns, target, port);
+      const ns = client.ns;
+      latency.join({ name, target: `${target}:${port}`, run: (n) => net.client<RawLatencyJson>(ns, latencyArgs(target, port, n)) });
     },
     measure: async (round) => {
       const c = client as Client;
@@ -748,7 +678,7 @@ const bench: Bench = {
     'the ruleset in the client netns (nat output hook), the measured service last in the ruleset\'s order (for the linear rulesets the worst case: the',
     `SYN walks every rule of KUBE-SERVICES). A sample is the median (p50) or p99 of ${CONNECTS} sequential TCP connects from a Node client (process.hrtime`,
     `from connect() to the connect event, then a RST); only the first packet of a connection meets the NAT rules. Within a round the connects of all these`,
-    `configurations are made in ${CHUNKS} chunks each, interleaved and rotated (A B C …, B C … A, …), so that noise falls on all of them alike.`,
+    `configurations are made in ${latency.chunks} chunks each, interleaved and rotated (A B C …, B C … A, …), so that noise falls on all of them alike.`,
     `**VIP vs direct**: weft-10 through the VIP vs direct to a backend address from a netns without rules (direct) and from one with weft's table loaded (direct-ct: conntrack, no NAT): connect latency, and iperf3 (${SECONDS} s, 1 stream) throughput.`,
     '**Distribution** (dist; agent-lc, agent-rr): see the configurations and the sections after the plot.',
   ].join(' '),
