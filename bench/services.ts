@@ -173,6 +173,54 @@ function weftProgConfig(): Config {
   };
 }
 
+/**
+ * The programming metrics of a reference that rewrites everything on every change (linear nft,
+ * iptables-restore): whole table from empty, the same again, one backend removed, one service added,
+ * and the floor of a no-op load.
+ */
+async function measureFullRestore(ref: {
+  reset: () => Promise<unknown>;
+  write: (ports: LbPort[]) => string;
+  load: (text: string) => Promise<unknown>;
+  noop: () => Promise<unknown>;
+}): Promise<Record<string, number>> {
+  const ports = programmingPorts();
+  await ref.reset();
+  let t0 = performance.now();
+  const script = ref.write(ports);
+  const compile = ms(t0);
+  let t1 = performance.now();
+  await ref.load(script);
+  const apply = ms(t1);
+  t0 = performance.now();
+  await ref.load(ref.write(ports));
+  const rewrite = ms(t0);
+  const changedPorts = ports.slice();
+  changedPorts[CHANGED] = withoutFirstBackend(ports[CHANGED]);
+  t0 = performance.now();
+  const changed = ref.write(changedPorts);
+  t1 = performance.now();
+  await ref.load(changed);
+  const changeApply = ms(t1);
+  const change = ms(t0);
+  t0 = performance.now();
+  await ref.load(ref.write([...changedPorts, addedPort()]));
+  const add = ms(t0);
+  t0 = performance.now();
+  await ref.noop();
+  const floor = ms(t0);
+  return {
+    'full: compile': compile,
+    'full: apply': apply,
+    'full: total': compile + apply,
+    'full rewrite': rewrite,
+    'one change': change,
+    'one change: apply': changeApply,
+    'add one service': add,
+    'no-op transaction': floor,
+  };
+}
+
 function linearProgConfig(): Config {
   const p: Prog = { ns: benchName('pl', 'netns'), facts: [] };
   return {
@@ -183,43 +231,14 @@ function linearProgConfig(): Config {
       const s = linearScript(programmingPorts());
       p.facts.push(`script ${(s.length / 2 ** 20).toFixed(1)} MiB, ${s.split('\n').length.toLocaleString('en')} lines`);
     },
-    measure: async () => {
+    measure: () => {
       const opts = { netns: p.ns };
-      const ports = programmingPorts();
-      await nftApply(linearDrop, opts);
-      let t0 = performance.now();
-      const script = linearScript(ports);
-      const compile = ms(t0);
-      let t1 = performance.now();
-      await nftApply(script, opts);
-      const apply = ms(t1);
-      t0 = performance.now();
-      await nftApply(linearScript(ports), opts);
-      const rewrite = ms(t0);
-      const changedPorts = ports.slice();
-      changedPorts[CHANGED] = withoutFirstBackend(ports[CHANGED]);
-      t0 = performance.now();
-      const changed = linearScript(changedPorts);
-      t1 = performance.now();
-      await nftApply(changed, opts);
-      const changeApply = ms(t1);
-      const change = ms(t0);
-      t0 = performance.now();
-      await nftApply(linearScript([...changedPorts, addedPort()]), opts);
-      const add = ms(t0);
-      t0 = performance.now();
-      await nftApply(`add table ip ${LINEAR_TABLE}\n`, opts);
-      const floor = ms(t0);
-      return {
-        'full: compile': compile,
-        'full: apply': apply,
-        'full: total': compile + apply,
-        'full rewrite': rewrite,
-        'one change': change,
-        'one change: apply': changeApply,
-        'add one service': add,
-        'no-op transaction': floor,
-      };
+      return measureFullRestore({
+        reset: () => nftApply(linearDrop, opts),
+        write: linearScript,
+        load: (text) => nftApply(text, opts),
+        noop: () => nftApply(`add table ip ${LINEAR_TABLE}\n`, opts),
+      });
     },
     teardown: async () => {
       await netnsDelete(p.ns);
@@ -255,43 +274,13 @@ function iptablesProgConfig(): Config {
       const rules = (await run('ip', ['netns', 'exec', p.ns, 'iptables', '-t', 'nat', '-S', `KUBE-SVC-${key}`])).stdout.split('\n').filter((l) => l.startsWith('-A')).length;
       if (rules !== BACKENDS) throw new Error(`iptables-restore loaded ${rules} rules in KUBE-SVC-${key}, expected ${BACKENDS}`);
     },
-    measure: async () => {
-      const ports = programmingPorts();
-      await run('ip', ['netns', 'exec', p.ns, 'nft', 'table ip nat {}; delete table ip nat']);
-      let t0 = performance.now();
-      const text = iptablesRestoreInput(ports);
-      const compile = ms(t0);
-      let t1 = performance.now();
-      await restore(text);
-      const apply = ms(t1);
-      t0 = performance.now();
-      await restore(iptablesRestoreInput(ports));
-      const rewrite = ms(t0);
-      const changedPorts = ports.slice();
-      changedPorts[CHANGED] = withoutFirstBackend(ports[CHANGED]);
-      t0 = performance.now();
-      const changed = iptablesRestoreInput(changedPorts);
-      t1 = performance.now();
-      await restore(changed);
-      const changeApply = ms(t1);
-      const change = ms(t0);
-      t0 = performance.now();
-      await restore(iptablesRestoreInput([...changedPorts, addedPort()]));
-      const add = ms(t0);
-      t0 = performance.now();
-      await restore('*nat\nCOMMIT\n', ['--noflush']);
-      const floor = ms(t0);
-      return {
-        'full: compile': compile,
-        'full: apply': apply,
-        'full: total': compile + apply,
-        'full rewrite': rewrite,
-        'one change': change,
-        'one change: apply': changeApply,
-        'add one service': add,
-        'no-op transaction': floor,
-      };
-    },
+    measure: () =>
+      measureFullRestore({
+        reset: () => run('ip', ['netns', 'exec', p.ns, 'nft', 'table ip nat {}; delete table ip nat']),
+        write: iptablesRestoreInput,
+        load: (text) => restore(text),
+        noop: () => restore('*nat\nCOMMIT\n', ['--noflush']),
+      }),
     teardown: async () => {
       await netnsDelete(p.ns);
     },
