@@ -6,10 +6,10 @@
 import { randomBytes } from 'node:crypto';
 import type { Container } from '../model/types.js';
 import { DEFAULT_PROJECT, NAMESPACE_NAME_LABEL, type Pod, type Policy, type PolicyWorld, type Project } from '../policy/types.js';
-import { compilePolicies, renderPolicyTable, POLICY_TABLE, dropCounter, type CompiledPolicies } from '../policy/compile.js';
+import { compilePolicies, renderPolicyTable, POLICY_TABLE, dropCounter } from '../policy/compile.js';
 import { isolates } from '../policy/select.js';
 import { normalizePolicy, labelKeyErrors, labelValueErrors, PolicyParseError } from '../policy/parse.js';
-import { nftListCounters, nftReplaceTable, nftDeleteTable } from '../kernel/nft.js';
+import { nftHasTable, nftListCounters, nftReplaceTable, nftDeleteTable } from '../kernel/nft.js';
 import { getJSON, rangeJSON } from '../store/types.js';
 import { Coalescer } from './coalesce.js';
 import { badRequest, notFound } from './errors.js';
@@ -179,7 +179,6 @@ export async function labelContainer(d: Daemon, ref: string, change: LabelChange
 
 export class PolicyController {
   private applied?: string;
-  compiled?: CompiledPolicies;
   private unsubscribe?: () => void;
   private readonly syncs = new Coalescer(
     () => this.sync(),
@@ -234,21 +233,20 @@ export class PolicyController {
   }
 
   private async sync(): Promise<void> {
-    const world = await policyWorld(this.d);
-    if (!world.policies.length) {
-      this.compiled = compilePolicies(world);
+    // the common case on a container event: no policy, nothing applied; skip reading the rest
+    if (!(await policies(this.d)).length) {
       if (this.applied !== '') await nftDeleteTable('inet', POLICY_TABLE);
       this.applied = '';
       return;
     }
-    const compiled = compilePolicies(world);
-    this.compiled = compiled;
+    const compiled = compilePolicies(await policyWorld(this.d));
     const key = `${compiled.body}\n${[...compiled.counters.keys()].join(',')}`;
+    // unchanged and still there (not deleted behind the agent's back): nothing to do
+    if (key === this.applied && (await nftHasTable('inet', POLICY_TABLE))) return;
     const values = await nftListCounters('inet', POLICY_TABLE);
-    // unchanged, and still there (every policy has a counter: none listed = the table is gone)
-    if (key === this.applied && values.size) return;
     await nftReplaceTable('inet', POLICY_TABLE, renderPolicyTable(compiled, values));
     this.applied = key;
     this.d.log.debug({ ...compiled.stats }, 'network policy applied');
   }
+
 }

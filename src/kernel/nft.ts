@@ -131,6 +131,14 @@ export async function nftListTable(family: NftFamily, name: string, opts: NftOpt
   return parsed.nftables ?? [];
 }
 
+/** Whether a table exists: `nft -j list tables`, which does not load any table's sets or chains. */
+export async function nftHasTable(family: NftFamily, name: string, opts: NftOptions = {}): Promise<boolean> {
+  checkNames(family, name);
+  const res = await nft(['-j', 'list', 'tables', family], opts);
+  const list = (JSON.parse(res.stdout) as { nftables?: NftJson }).nftables ?? [];
+  return list.some((o) => (o.table as { name?: string } | undefined)?.name === name);
+}
+
 /** The named counters of one table (`nft -j list counters table F N`); empty if the table is absent. */
 export async function nftListCounters(
   family: NftFamily,
