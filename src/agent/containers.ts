@@ -24,6 +24,7 @@ import { newId, ipamToApi } from './networks.js';
 import { claimPorts, normalisePorts, releasePorts } from './ports.js';
 import { randomName } from './names.js';
 import type { Daemon } from './daemon.js';
+import { portNameErrors } from '../policy/parse.js';
 
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 
@@ -90,7 +91,7 @@ function checkExpose(req: ContainerCreate): void {
   const seen = new Set<string>();
   for (const e of req.expose ?? []) {
     if (!e.name) continue;
-    if (!/[a-z]/.test(e.name) || e.name.startsWith('-') || e.name.endsWith('-') || e.name.includes('--'))
+    if (portNameErrors(e.name).length)
       throw badRequest(`invalid port name "${e.name}": at most 15 lower-case letters, digits and single '-' inside, with at least one letter (an IANA service name)`);
     const k = `${e.name}/${e.protocol ?? 'tcp'}`;
     if (seen.has(k)) throw badRequest(`port name ${e.name} is given twice for ${e.protocol ?? 'tcp'}`);

@@ -8,7 +8,7 @@ import type { Container } from '../model/types.js';
 import { DEFAULT_PROJECT, NAMESPACE_NAME_LABEL, type Pod, type Policy, type PolicyWorld, type Project } from '../policy/types.js';
 import { compilePolicies, renderPolicyTable, POLICY_TABLE, dropCounter } from '../policy/compile.js';
 import { isolates } from '../policy/select.js';
-import { normalizePolicy, labelKeyErrors, labelValueErrors, PolicyParseError } from '../policy/parse.js';
+import { dns1123LabelErrors, normalizePolicy, labelKeyErrors, labelValueErrors, PolicyParseError } from '../policy/parse.js';
 import { nftHasTable, nftListCounters, nftReplaceTable, nftDeleteTable } from '../kernel/nft.js';
 import { getJSON, rangeJSON } from '../store/types.js';
 import { Coalescer } from './coalesce.js';
@@ -25,10 +25,9 @@ export const PK = {
 
 /** The compose label that named a container's project before `project` was a field. */
 const COMPOSE_PROJECT_LABEL = 'com.docker.compose.project';
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 export function checkProjectName(name: string, what = 'project'): void {
-  if (!DNS_LABEL.test(name))
+  if (dns1123LabelErrors(name).length)
     throw badRequest(`invalid ${what} name "${name}": use at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit (a Kubernetes namespace name)`);
 }
 

@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import type { ContainerView, NetworkView, PolicyView, ServiceView } from '../api/schemas.js';
-import type { PolicyDocument } from '../policy/parse.js';
+import { policyObject, type PolicyDocument } from '../policy/parse.js';
 import type { HealthSpec } from '../health/spec.js';
 import type { Action, Project } from '../compose/index.js';
 import type { Ctx } from './context.js';
@@ -311,9 +311,7 @@ async function syncPolicies(ctx: Ctx, project: Project, docs: PolicyDocument[]):
   const client = ctx.client();
   let changed = false;
   for (const d of docs) {
-    const { result } = await client.post<{ result: string }>('/v1/policies', {
-      object: { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name: d.name, namespace: d.namespace, labels: d.labels, annotations: d.annotations }, spec: d.spec },
-    });
+    const { result } = await client.post<{ result: string }>('/v1/policies', { object: policyObject(d) });
     if (result !== 'unchanged') {
       ctx.note(` ✔ Policy ${d.name} ${result}`);
       changed = true;

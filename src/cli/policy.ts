@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { LabelChange, PolicyCheckResult, PolicyMatrix, PolicyView, ProjectView } from '../api/schemas.js';
 import type { LabelSelector } from '../policy/types.js';
-import { parsePolicies, PolicyParseError, type PolicyDocument } from '../policy/parse.js';
+import { parsePolicies, policyObject, PolicyParseError, type PolicyDocument } from '../policy/parse.js';
 import { ApiError, seg } from './client.js';
 import type { Ctx } from './context.js';
 import { CliError, ExitCode } from './errors.js';
@@ -38,16 +38,6 @@ function readDocs(files: string[], ctx: Ctx): PolicyDocument[] {
     throw new CliError(issues[issues.length - 1]!);
   }
   return docs;
-}
-
-/** The object as the API takes it: the document's own fields, normalized. */
-function objectOf(d: PolicyDocument): unknown {
-  return {
-    apiVersion: 'networking.k8s.io/v1',
-    kind: 'NetworkPolicy',
-    metadata: { name: d.name, namespace: d.namespace, labels: d.labels, annotations: d.annotations },
-    spec: d.spec,
-  };
 }
 
 export function selectorText(s: LabelSelector): string {
@@ -150,7 +140,7 @@ export function registerPolicy(program: Command, ctx: Ctx): void {
     .option('-n, --namespace <project>', 'the project of policies that name no metadata.namespace (default: default)')
     .action(async (opts: { filename?: string[]; namespace?: string }) => {
       for (const d of readDocs(opts.filename ?? [], ctx)) {
-        const r = await ctx.client().post<{ result: string }>('/v1/policies', { object: objectOf(d), project: opts.namespace });
+        const r = await ctx.client().post<{ result: string }>('/v1/policies', { object: policyObject(d), project: opts.namespace });
         ctx.line(`${KIND}/${d.name} ${r.result}`);
       }
     });

@@ -5,7 +5,7 @@
  * starts and deletes the project's policies the file no longer has; `down` deletes them all. The
  * ones compose owns carry the label com.docker.compose.project=PROJECT.
  */
-import { normalizePolicy, PolicyParseError, type PolicyDocument } from '../policy/parse.js';
+import { dns1123LabelErrors, normalizePolicy, PolicyParseError, type PolicyDocument } from '../policy/parse.js';
 import { LABELS } from './model.js';
 
 /** The policies of the project, each labelled as compose's; throws Error listing every problem. */
@@ -17,7 +17,7 @@ export function projectPolicies(project: { name: string; extensions: Record<stri
   for (const k of Object.keys(ext)) if (k !== 'policies') problems.push(`x-weft.${k}: unknown key; the top-level x-weft takes policies (a list of NetworkPolicy objects)`);
   const list = (ext as Record<string, unknown>).policies ?? [];
   if (!Array.isArray(list)) throw new Error('x-weft.policies: must be a list of NetworkPolicy objects');
-  if (list.length && !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(project.name))
+  if (list.length && dns1123LabelErrors(project.name).length)
     problems.push(`x-weft.policies: the project name "${project.name}" is not a Kubernetes namespace name (lower-case letters, digits and '-', at most 63); give the project such a name (-p or name:)`);
   const out: PolicyDocument[] = [];
   const seen = new Set<string>();

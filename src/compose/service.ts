@@ -11,6 +11,7 @@ import { type HealthSpec, type HealthcheckInput, HealthSpecError, healthSpec, no
 import { type At, type Checker, describe } from './check.js';
 import { type Lookup, parseDotenv } from './interpolate.js';
 import { type BalancerCreate, type DependencyCondition, type NetworkMode, RESERVED_LABEL_PREFIXES } from './model.js';
+import { portNameErrors } from '../policy/parse.js';
 import { type PortMapping, type PortRange, type Protocol, parseHostIp, parseLongPort, parsePortRange, parseProtocol, parseShortPort } from './ports.js';
 import { isPlainMap } from './source.js';
 import {
@@ -424,7 +425,7 @@ function readPorts(ck: Checker, at: At): ServiceDef['ports'] {
     }
     const nameAt = keys.get('name');
     const name = nameAt ? ck.string(nameAt) : undefined;
-    if (name !== undefined && !/^(?=.{1,15}$)(?=.*[a-z])[a-z0-9]+(-[a-z0-9]+)*$/.test(name))
+    if (name !== undefined && portNameErrors(name).length)
       ck.error(nameAt as At, `port name "${name}" is not an IANA service name: at most 15 lower-case letters, digits and single inner '-', with a letter (network policies refer to it)`);
     const appAt = keys.get('app_protocol');
     if (appAt) ck.string(appAt);

@@ -711,6 +711,16 @@ function normalizeObject(value: unknown, head: string, doc: number): { policy?: 
  * x-weft section or the API). `where` starts every issue, e.g. "compose.yaml: x-weft.policies[0]".
  * Throws PolicyParseError listing every problem.
  */
+/** A normalized document as a NetworkPolicy object again (what the API's apply takes). */
+export function policyObject(d: Pick<PolicyDocument, 'name' | 'namespace' | 'labels' | 'annotations' | 'spec'>): Record<string, unknown> {
+  return {
+    apiVersion: POLICY_API_VERSION,
+    kind: POLICY_KIND,
+    metadata: { name: d.name, namespace: d.namespace, labels: d.labels, annotations: d.annotations },
+    spec: d.spec,
+  };
+}
+
 export function normalizePolicy(obj: unknown, where?: string): PolicyDocument {
   const { policy, issues } = normalizeObject(obj, where ?? '', 1);
   if (!policy) throw new PolicyParseError(issues);
